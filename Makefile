@@ -1,0 +1,93 @@
+# oomkiller: `make` builds ./oomkiller, `sudo make test` runs every test.
+#
+# Outputs go to $(BUILD); vmlinux.h is generated at the top, as the design
+# lays it out, and is not committed. V=1 shows full commands.
+
+BUILD     ?= build
+CLANG     ?= clang
+CC        ?= gcc
+# Debian's python3, so that python3-pytest is the pytest we get.
+PYTHON    ?= /usr/bin/python3
+BPFTOOL   ?= bpftool
+STRIP     ?= llvm-strip
+ARCH      := x86
+
+BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -mcpu=v3 \
+               -Wall -Werror -I. -Ibpf
+PROG_CFLAGS := -O2 -g -Wall -Werror -pthread
+
+PY_SRCS  := $(wildcard src/oomkiller/*.py)
+PROGS    := $(patsubst tests/progs/%.c,$(BUILD)/progs/%,$(wildcard tests/progs/*.c))
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.DELETE_ON_ERROR:
+.PHONY: all deps test progs clean
+
+all: oomkiller
+
+# Build dependencies, Debian package names. Checked once per build dir;
+# root installs what is missing, anyone else is told the command.
+DEB_DEPS := clang llvm libbpf-dev bpftool make gcc python3 python3-pytest
+$(BUILD)/.deps:
+	$(Q)mkdir -p $(BUILD)
+	$(Q)missing=""; \
+	for t in $(CLANG) $(STRIP) $(BPFTOOL) $(CC) $(PYTHON); do \
+		command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	[ -f /usr/include/bpf/bpf_helpers.h ] || missing="$$missing libbpf-dev"; \
+	$(PYTHON) -c 'import pytest' >/dev/null 2>&1 || missing="$$missing python3-pytest"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "oomkiller: missing build tools:$$missing: run: sudo apt-get install -y $(DEB_DEPS)" >&2; \
+			exit 1; \
+		fi; \
+		echo "  APT      $(DEB_DEPS)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $(DEB_DEPS) >/dev/null || exit 1; \
+	fi
+	$(Q)touch $@
+
+deps: $(BUILD)/.deps
+
+vmlinux.h: | $(BUILD)/.deps
+	$(call msg,GEN,$@)
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(BUILD)/oomkiller.bpf.o: bpf/oomkiller.bpf.c bpf/oomkiller.h vmlinux.h | $(BUILD)/.deps
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(Q)$(STRIP) -g $@
+
+# The zipapp: the package plus the compiled object, run by any python3.
+$(BUILD)/zip/oomkiller/oomkiller.bpf.o: $(BUILD)/oomkiller.bpf.o $(PY_SRCS)
+	$(Q)rm -rf $(BUILD)/zip && mkdir -p $(BUILD)/zip/oomkiller
+	$(Q)cp $(PY_SRCS) $(BUILD)/zip/oomkiller/
+	$(Q)cp $< $@
+
+oomkiller: $(BUILD)/zip/oomkiller/oomkiller.bpf.o
+	$(call msg,ZIPAPP,$@)
+	$(Q)$(PYTHON) -m zipapp $(BUILD)/zip -p '/usr/bin/env python3' \
+		-m 'oomkiller.cli:main' -o $@.tmp && chmod 755 $@.tmp && mv $@.tmp $@
+
+# Test workloads: every tests/progs/NAME.c becomes $(BUILD)/progs/NAME.
+$(BUILD)/progs/%: tests/progs/%.c | $(BUILD)/.deps
+	$(Q)mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $<
+
+progs: $(PROGS)
+
+test: oomkiller progs
+	$(PYTHON) -m pytest -q tests $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(BUILD) oomkiller oomkiller.tmp vmlinux.h
+
+# Optional lanes (VM, bench, install) live in their own fragments.
+include $(wildcard mk/*.mk)

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Everything the BPF program and the loader share. Fixed-width fields only:
+ * the loader mirrors each struct once as a ctypes.Structure and checks its
+ * size against the object's BTF before it loads anything.
+ */
+#ifndef OOMKILLER_H
+#define OOMKILLER_H
+
+#define OOMK_COMM_LEN	16
+/* The target substring must fit in a comm without its NUL. */
+#define OOMK_NAME_MAX	15
+
+/* Rule ids index oomk_config.limits and oomk_proc.counters. */
+enum oomk_rule {
+	OOMK_RULE_FDS		= 0,
+	OOMK_RULE_WRITES	= 1,
+	OOMK_RULE_READ_BYTES	= 2,
+	OOMK_RULE_THREADS	= 3,
+	OOMK_RULE_RAND		= 4,
+	OOMK_RULE_TCP_PACKETS	= 5,
+	OOMK_RULE_MAX		= 6,
+};
+
+enum oomk_event_kind {
+	OOMK_EV_KILL		= 1,	/* SIGKILL sent from BPF */
+	OOMK_EV_DRY_RUN		= 2,	/* would have been killed (--dry-run) */
+	OOMK_EV_CONDEMNED	= 3,	/* crossed a limit while the gate was closed */
+};
+
+/* Attach families, best first. */
+enum oomk_family {
+	OOMK_FAM_NONE		= 0,
+	OOMK_FAM_FENTRY		= 1,
+	OOMK_FAM_KPROBE		= 2,
+	OOMK_FAM_TRACEPOINT	= 3,
+};
+
+/* oomk_config.flags: which parts of the tracepoint sys_exit program run. */
+#define OOMK_CF_SYS_TP	(1u << 0)	/* count syscalls in tp_btf/sys_exit */
+#define OOMK_CF_MEM_TP	(1u << 1)	/* sample memory at the loader's sysinfo() exit */
+
+/* oomk_proc.state bits */
+#define OOMK_ST_KILLED	(1u << 0)	/* SIGKILL sent (or dry-run reported) */
+
+/* Settings: one `const volatile` global in .rodata, written before load. */
+struct oomk_config {
+	__u64 min_used;				/* gate: bytes in use */
+	__u64 limits[OOMK_RULE_MAX];		/* value >= limit condemns */
+	__u32 loader_tgid;			/* whose sysinfo() feeds the gate */
+	__u32 dry_run;
+	__u32 flags;				/* OOMK_CF_* */
+	__u32 name_len;				/* 1..OOMK_NAME_MAX */
+	char name[OOMK_COMM_LEN];		/* target substring, NUL padded */
+};
+
+/* Value of the `procs` hash map, keyed by tgid (__u32). */
+struct oomk_proc {
+	__u64 counters[OOMK_RULE_MAX];
+	__u64 start_time;	/* leader's start_time: tells a reused PID apart */
+	__u64 value;		/* counter value at condemnation */
+	__u32 condemned;	/* 0, or rule id + 1 */
+	__u32 state;		/* OOMK_ST_* */
+	char comm[OOMK_COMM_LEN];
+};
+
+/* One ring buffer record. */
+struct oomk_event {
+	__u64 ts_boot_ns;	/* bpf_ktime_get_boot_ns() */
+	__u64 value;
+	__u64 limit;
+	__u64 mem_used;
+	__u32 pid;		/* tgid */
+	__u32 tid;		/* thread that crossed, 0 for the deferred path */
+	__u32 kind;		/* enum oomk_event_kind */
+	__u32 rule;		/* enum oomk_rule */
+	char comm[OOMK_COMM_LEN];
+};
+
+/* Totals in .bss, read by the loader through the mmaped map. */
+struct oomk_stats {
+	__u64 mem_used;		/* last sample, bytes */
+	__u64 samples;		/* memory samples taken */
+	__u64 kills;
+	__u64 dry_runs;
+	__u64 condemned;
+	__u64 dropped;		/* events lost: ring buffer full */
+	__u64 untracked;	/* targets refused by a full procs map */
+	__u64 sweeps;		/* deferred walks of procs */
+};
+
+#endif /* OOMKILLER_H */
