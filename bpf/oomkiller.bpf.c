@@ -32,6 +32,17 @@ struct oomk_stats stats = {};
  * DATASEC it emits then fails the kernel's BTF check ("Invalid size"). */
 __u32 sweep_pending;
 
+/* Reload without a gap (SIGHUP): the loader loads the next generation of
+ * this object on the same maps (this .bss included), attaches it, then
+ * makes it live with one store to active_gen and detaches the old one.
+ * Each program does nothing unless its own generation is the live one. */
+__u32 active_gen;
+
+static __always_inline bool live(void)
+{
+	return active_gen == cfg.generation;
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);	/* the loader sets --capacity */
@@ -400,7 +411,7 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 	if (nr >= SYS_NR_MAX)
 		return 0;
 	kind = sys_class[nr];
-	if (kind == K_NONE)
+	if (kind == K_NONE || !live())
 		return 0;
 	if (kind == K_SYSINFO) {
 		if ((cfg.flags & OOMK_CF_MEM_TP) && ret == 0 &&
@@ -418,7 +429,7 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 SEC("fexit/__x64_sys_" #name)						\
 int BPF_PROG(fx_sys_##name, const struct pt_regs *regs, long ret)	\
 {									\
-	return on_sys(kind, ret);					\
+	return live() ? on_sys(kind, ret) : 0;				\
 }
 FOR_EACH_SYSCALL(SYS_FEXIT)
 
@@ -427,13 +438,15 @@ FOR_EACH_SYSCALL(SYS_FEXIT)
 SEC("kretprobe/__x64_sys_" #name)					\
 int BPF_KRETPROBE(kp_sys_##name, long ret)				\
 {									\
-	return on_sys(kind, ret);					\
+	return live() ? on_sys(kind, ret) : 0;				\
 }
 FOR_EACH_SYSCALL(SYS_KRETPROBE)
 
 SEC("fexit/si_meminfo")
 int BPF_PROG(fx_mem_si_meminfo, struct sysinfo *val)
 {
+	if (!live())
+		return 0;
 	mem_sample(val->totalram, val->freeram, val->mem_unit);
 	return 0;
 }
@@ -443,6 +456,8 @@ int BPF_KPROBE(kp_mem_si_meminfo_entry, struct sysinfo *val)
 {
 	__u64 id = bpf_get_current_pid_tgid(), ptr = (__u64)val;
 
+	if (!live())
+		return 0;
 	bpf_map_update_elem(&kp_args, &id, &ptr, BPF_ANY);
 	return 0;
 }
@@ -473,7 +488,7 @@ static __always_inline int on_tcp_send(struct sock *sk, long ret)
 	__u64 id, segs;
 	__u32 mss, tgid, tid;
 
-	if (ret <= 0)
+	if (ret <= 0 || !live())
 		return 0;
 	t = bpf_get_current_task_btf();
 	if (!task_is_target(t))
@@ -512,7 +527,7 @@ int BPF_KPROBE(kp_tcp_sendmsg_entry, struct sock *sk)
 {
 	__u64 id = bpf_get_current_pid_tgid(), ptr = (__u64)sk;
 
-	if (!task_is_target(bpf_get_current_task_btf()))
+	if (!live() || !task_is_target(bpf_get_current_task_btf()))
 		return 0;
 	bpf_map_update_elem(&kp_args, &id, &ptr, BPF_ANY);
 	return 0;
@@ -544,6 +559,8 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	__u32 tgid = p->tgid;
 	struct oomk_proc *e;
 
+	if (!live())
+		return 0;
 	e = bpf_map_lookup_elem(&procs, &tgid);
 	if (!e)
 		return 0;
@@ -564,7 +581,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
 {
 	__u32 tgid = p->tgid;
 
-	if (p->signal->live.counter == 0)
+	if (live() && p->signal->live.counter == 0)
 		bpf_map_delete_elem(&procs, &tgid);
 	return 0;
 }
@@ -579,7 +596,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	struct oomk_proc *p;
 	__u32 tgid = parent->tgid, tid = parent->pid;
 
-	if (child->tgid != tgid || (child->flags & PF_IO_WORKER))
+	if (child->tgid != tgid || (child->flags & PF_IO_WORKER) || !live())
 		return 0;
 	t = bpf_get_current_task_btf();
 	if (!task_is_target(t))
@@ -600,7 +617,7 @@ int BPF_KPROBE(on_rand)
 	__u64 id;
 	__u32 tgid, tid;
 
-	if (!task_is_target(t))
+	if (!live() || !task_is_target(t))
 		return 0;
 	id = bpf_get_current_pid_tgid();
 	tgid = id >> 32;
@@ -649,7 +666,7 @@ static long sweep_one(struct bpf_map *map, __u32 *key, struct oomk_proc *p, void
 SEC("syscall")
 int sweep(void *ctx)
 {
-	if (!sweep_pending || !gate_open())
+	if (!live() || !sweep_pending || !gate_open())
 		return 0;
 	/* Clear first: a condemnation during the walk sets it again. */
 	sweep_pending = 0;

@@ -52,6 +52,8 @@ struct oomk_config {
 	__u32 flags;				/* OOMK_CF_* */
 	__u32 name_len;				/* 1..OOMK_NAME_MAX */
 	char name[OOMK_COMM_LEN];		/* target substring, NUL padded */
+	__u32 generation;			/* runs only while == active_gen */
+	__u32 _pad;
 };
 
 /* Value of the `procs` hash map, keyed by tgid (__u32). */
