@@ -1,0 +1,91 @@
+"""bpf/oomkiller.h mirrored once as ctypes: structs, rule ids, event kinds, flags.
+
+The loader checks every size below against the object's BTF before loading,
+so a header change that isn't mirrored here fails loudly instead of
+corrupting settings or events.
+"""
+
+from __future__ import annotations
+
+from ctypes import Structure, c_char, c_uint32, c_uint64
+
+OOMK_COMM_LEN = 16
+OOMK_NAME_MAX = 15
+
+# enum oomk_rule: index of oomk_config.limits / oomk_proc.counters
+RULE_FDS, RULE_WRITES, RULE_READ_BYTES, RULE_THREADS, RULE_RAND, RULE_TCP_PACKETS = range(6)
+RULE_MAX = 6
+# Names used on the command line's ready line and in events.
+RULE_NAMES = ("fds", "writes", "read-bytes", "threads", "rand", "tcp-packets")
+
+# enum oomk_event_kind
+EV_KILL, EV_DRY_RUN, EV_CONDEMNED = 1, 2, 3
+EVENT_NAMES = {EV_KILL: "kill", EV_DRY_RUN: "dry-run", EV_CONDEMNED: "condemned"}
+
+# enum oomk_family (best first)
+FAM_NONE, FAM_FENTRY, FAM_KPROBE, FAM_TRACEPOINT = 0, 1, 2, 3
+
+# oomk_config.flags
+CF_SYS_TP = 1 << 0
+CF_MEM_TP = 1 << 1
+
+
+class OomkConfig(Structure):
+    _fields_ = [
+        ("min_used", c_uint64),
+        ("limits", c_uint64 * RULE_MAX),
+        ("loader_tgid", c_uint32),
+        ("dry_run", c_uint32),
+        ("flags", c_uint32),
+        ("name_len", c_uint32),
+        ("name", c_char * OOMK_COMM_LEN),
+        ("generation", c_uint32),  # reload (issue 5): programs run while == active_gen
+        ("_pad", c_uint32),
+    ]
+
+
+class OomkProc(Structure):
+    _fields_ = [
+        ("counters", c_uint64 * RULE_MAX),
+        ("start_time", c_uint64),
+        ("value", c_uint64),
+        ("condemned", c_uint32),
+        ("state", c_uint32),
+        ("comm", c_char * OOMK_COMM_LEN),
+    ]
+
+
+class OomkEvent(Structure):
+    _fields_ = [
+        ("ts_boot_ns", c_uint64),
+        ("value", c_uint64),
+        ("limit", c_uint64),
+        ("mem_used", c_uint64),
+        ("pid", c_uint32),
+        ("tid", c_uint32),
+        ("kind", c_uint32),
+        ("rule", c_uint32),
+        ("comm", c_char * OOMK_COMM_LEN),
+    ]
+
+
+class OomkStats(Structure):
+    _fields_ = [
+        ("mem_used", c_uint64),
+        ("samples", c_uint64),
+        ("kills", c_uint64),
+        ("dry_runs", c_uint64),
+        ("condemned", c_uint64),
+        ("dropped", c_uint64),
+        ("untracked", c_uint64),
+        ("sweeps", c_uint64),
+    ]
+
+
+# C struct name -> mirror, for the BTF size check.
+SHARED_STRUCTS = {
+    "oomk_config": OomkConfig,
+    "oomk_proc": OomkProc,
+    "oomk_event": OomkEvent,
+    "oomk_stats": OomkStats,
+}
