@@ -1,0 +1,69 @@
+"""Ring buffer records -> one line of text or JSON each."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+
+from oomkiller import abi
+
+
+def boot_to_realtime_offset_ns() -> int:
+    """CLOCK_REALTIME - CLOCK_BOOTTIME, taken once at start (events carry boot time)."""
+    boot = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    real = time.clock_gettime_ns(time.CLOCK_REALTIME)
+    return real - boot
+
+
+def iso_time(realtime_ns: int) -> str:
+    """ISO-8601 with milliseconds and the local UTC offset."""
+    dt = datetime.datetime.fromtimestamp(realtime_ns / 1e9).astimezone()
+    return dt.isoformat(timespec="milliseconds")
+
+
+def comm_text(raw: bytes) -> str:
+    """comm as a str; bytes that aren't UTF-8 keep a \\xNN form."""
+    return raw.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+
+
+def _escape(s: str) -> str:
+    # A comm may hold spaces or control characters (prctl PR_SET_NAME): keep
+    # the text line one line of space-separated key=value fields.
+    out = []
+    for ch in s:
+        if ch == "\\" or ch.isspace() or not ch.isprintable():
+            out.append("\\\\" if ch == "\\" else f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def rule_name(rule: int) -> str:
+    return abi.RULE_NAMES[rule] if 0 <= rule < abi.RULE_MAX else f"unknown({rule})"
+
+
+def event_name(kind: int) -> str:
+    return abi.EVENT_NAMES.get(kind, f"unknown({kind})")
+
+
+def event_dict(ev: abi.OomkEvent, offset_ns: int) -> dict:
+    return {
+        "time": iso_time(ev.ts_boot_ns + offset_ns),
+        "event": event_name(ev.kind),
+        "pid": ev.pid,
+        "tid": ev.tid,
+        "comm": comm_text(bytes(ev.comm)),
+        "rule": rule_name(ev.rule),
+        "value": ev.value,
+        "limit": ev.limit,
+        "mem_used_bytes": ev.mem_used,
+    }
+
+
+def format_event(ev: abi.OomkEvent, offset_ns: int, as_json: bool = False) -> str:
+    d = event_dict(ev, offset_ns)
+    if as_json:
+        return json.dumps(d, ensure_ascii=False)
+    return (f"{d['time']} {d['event']} pid={d['pid']} comm={_escape(d['comm'])} "
+            f"rule={d['rule']} value={d['value']} limit={d['limit']} mem_used={d['mem_used_bytes']}")
