@@ -1,0 +1,267 @@
+"""Command line: arguments, privileges, signals, exit codes.
+
+Exit codes are part of the interface: 0 clean stop, 1 environment or runtime
+failure, 2 bad usage. Every failure a user can cause is one stderr line
+`oomkiller: <what happened>: <what to do>`, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import signal
+import sys
+import traceback
+from typing import NoReturn, Optional, Sequence
+
+from oomkiller import __version__, abi
+from oomkiller._libbpf import LibraryMissing
+from oomkiller.settings import ATTACH_CHOICES, Settings
+from oomkiller.sizes import parse_size
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+MAX_INTERVAL = 3600.0
+MAX_CAPACITY = 1 << 24  # a preallocated hash of oomk_proc: 16M entries is already ~2 GiB
+
+DESCRIPTION = """\
+Kill, with SIGKILL sent from BPF, every process whose name contains SUBSTR and
+that crosses a limit while at least --min-used bytes of RAM are in use. A process
+that crosses a limit below that is condemned, and dies once use reaches it."""
+
+EPILOG = """\
+A limit is crossed when counter >= limit. Counters are per process and start
+again at exec; fds is a level, the others only grow. SIZE: bytes or K/M/G/T
+(powers of 1024), e.g. 512M or 1.5G.
+exit status: 0 stopped by SIGINT/SIGTERM, 1 environment or runtime failure,
+2 bad usage."""
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("argument "):
+            message = message[len("argument "):]
+        self.exit(EXIT_USAGE, f"oomkiller: {message}: see oomkiller --help\n")
+
+
+# -- argument types: raise ArgumentTypeError so argparse names the option ----
+
+def _count(text: str) -> int:
+    try:
+        value = int(text.strip(), 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    if value > (1 << 64) - 1:
+        raise argparse.ArgumentTypeError(f"too large: {text!r}")
+    return value
+
+
+def _size(text: str, minimum: int) -> int:
+    try:
+        value = parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} {e}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum} byte, got {text!r}")
+    return value
+
+
+def size_any(text: str) -> int:
+    return _size(text, 0)
+
+
+def size_positive(text: str) -> int:
+    return _size(text, 1)
+
+
+def interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0 or value > MAX_INTERVAL:
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0 and at most {MAX_INTERVAL:g} seconds, got {text!r}")
+    return value
+
+
+def capacity(text: str) -> int:
+    value = _count(text)
+    if value > MAX_CAPACITY:
+        raise argparse.ArgumentTypeError(f"at most {MAX_CAPACITY}, got {text!r}")
+    return value
+
+
+def target_name(text: str) -> str:
+    raw = os.fsencode(text)
+    if not raw:
+        raise argparse.ArgumentTypeError("must not be empty")
+    if b"\0" in raw:
+        raise argparse.ArgumentTypeError("must not contain NUL")
+    if len(raw) > abi.OOMK_NAME_MAX:
+        raise argparse.ArgumentTypeError(
+            f"at most {abi.OOMK_NAME_MAX} bytes (a process name is 15), got {len(raw)}")
+    return text
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="oomkiller", usage="oomkiller [options]", description=DESCRIPTION,
+               epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+               allow_abbrev=False)
+    # argparse takes `-5G` for an option; let it reach the type check as a value,
+    # so the message says "must not be negative" instead of "expected one argument".
+    p._negative_number_matcher = re.compile(r"^-\.?\d")
+    a = p.add_argument
+    a("--min-used", type=size_any, default=1 << 30, metavar="SIZE",
+      help="RAM in use (total - free) that opens the gate (1G)")
+    a("--name", type=target_name, default="oomp", metavar="SUBSTR",
+      help="target: process name contains SUBSTR, 1-15 bytes (oomp)")
+    a("--max-fds", type=_count, default=100, metavar="N", help="descriptors open at once (100)")
+    a("--max-writes", type=_count, default=100, metavar="N",
+      help="successful write/pwrite/writev calls (100)")
+    a("--max-read", type=size_positive, default=10 << 20, metavar="SIZE",
+      help="bytes returned by read/pread/readv (10M)")
+    a("--max-threads", type=_count, default=100, metavar="N",
+      help="threads created over the process's life (100)")
+    a("--max-rand", type=_count, default=100, metavar="N", help="calls of libc rand() (100)")
+    a("--max-tcp-packets", type=_count, default=1000, metavar="N",
+      help="TCP data segments sent, ceil(bytes/MSS) a send (1000)")
+    a("--interval", type=interval, default=1.0, metavar="SECONDS",
+      help="memory sampling period, up to 3600 (1)")
+    a("--capacity", type=capacity, default=16384, metavar="N",
+      help="processes tracked at once (16384)")
+    a("--dry-run", action="store_true", help="report would-be kills, kill nothing")
+    a("--json", action="store_true", help="print events as JSON, one per line")
+    a("--attach", choices=ATTACH_CHOICES, default="auto", metavar="FAMILY",
+      help="auto, fentry, kprobe or tracepoint (auto)")
+    a("-v", "--verbose", action="count", default=0,
+      help="show probing and libbpf's log (-vv: debug)")
+    a("--version", action="version", version=f"oomkiller {__version__}",
+      help="print the version and exit")
+    return p
+
+
+def parse_settings(argv: Optional[Sequence[str]] = None) -> Settings:
+    ns = build_parser().parse_args(argv)
+    limits = [0] * abi.RULE_MAX
+    limits[abi.RULE_FDS] = ns.max_fds
+    limits[abi.RULE_WRITES] = ns.max_writes
+    limits[abi.RULE_READ_BYTES] = ns.max_read
+    limits[abi.RULE_THREADS] = ns.max_threads
+    limits[abi.RULE_RAND] = ns.max_rand
+    limits[abi.RULE_TCP_PACKETS] = ns.max_tcp_packets
+    return Settings(min_used=ns.min_used, name=ns.name, limits=limits, interval=ns.interval,
+                    capacity=ns.capacity, dry_run=ns.dry_run, json=ns.json, attach=ns.attach,
+                    verbose=ns.verbose)
+
+
+# -- environment -------------------------------------------------------------
+
+def effective_caps(status_path: str = "/proc/self/status") -> int:
+    try:
+        with open(status_path, encoding="ascii") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def has_bpf_privileges(caps: int) -> bool:
+    """CAP_BPF + CAP_PERFMON (Linux >= 5.8), or CAP_SYS_ADMIN, which covers both."""
+    if caps & (1 << CAP_SYS_ADMIN):
+        return True
+    return bool(caps & (1 << CAP_BPF)) and bool(caps & (1 << CAP_PERFMON))
+
+
+class Stopper:
+    """SIGINT/SIGTERM handler. During setup it raises KeyboardInterrupt so setup
+    unwinds through the Killer's teardown; while polling it only sets a flag
+    (a ctypes callback can't propagate an exception)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.raising = True
+        self.killer = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if self.killer is not None:
+            self.killer.stop_requested = True
+        if self.raising:
+            raise KeyboardInterrupt
+
+
+def fail(message: str) -> int:
+    sys.stderr.write(f"oomkiller: {message}\n")
+    sys.stderr.flush()
+    return EXIT_FAILURE
+
+
+def run(settings: Settings) -> int:
+    if not has_bpf_privileges(effective_caps()):
+        return fail("need root, or CAP_BPF and CAP_PERFMON: run it with sudo")
+    stopper = Stopper()
+    signal.signal(signal.SIGINT, stopper)
+    signal.signal(signal.SIGTERM, stopper)
+    # Imported here so --help, --version and bad arguments never touch libbpf.
+    from oomkiller import loader
+    from oomkiller.bpflog import LibbpfLog
+
+    try:
+        log = LibbpfLog(settings.verbose)
+        log.install()
+        with loader.Killer(settings, log) as killer:
+            stopper.killer = killer
+            killer.setup()
+            stopper.raising = False
+            if stopper.requested:
+                return EXIT_OK
+            killer.stop_requested = False
+            sys.stderr.write(killer.ready_line() + "\n")
+            sys.stderr.flush()
+            killer.poll()
+            if killer.output_closed:
+                # Nobody reads our events any more; keep interpreter exit quiet.
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except (loader.SetupError, LibraryMissing) as e:
+        return fail(str(e))
+    except OSError as e:
+        if settings.verbose:
+            traceback.print_exc()
+        return fail(f"{e.strerror or e}: run with -v for details")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
+    try:
+        settings = parse_settings(argv)
+        code = run(settings)
+    except KeyboardInterrupt:
+        code = EXIT_OK
+    except SystemExit:
+        raise
+    except Exception as e:  # noqa: BLE001 - never a traceback for the user
+        args = sys.argv[1:] if argv is None else argv
+        if any(a == "--verbose" or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args):
+            traceback.print_exc()
+        code = fail(f"internal error: {type(e).__name__}: {e}: run with -v and report it")
+    sys.exit(code)

@@ -1,0 +1,165 @@
+"""Which program variants to load: the loader's only decision.
+
+Program names carry family and data source: `fx_<src>_*` (fentry/fexit),
+`kp_<src>_*` (kprobe/kretprobe), `tp_<src>_*` (tracepoint), sources mem, sys,
+tcp. In the tracepoint family one `tp_sys_exit` serves both sys and mem, told
+apart by oomk_config.flags. Anything else (on_exec, on_exit, on_fork, on_rand,
+sweep, ...) is always loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Protocol, Sequence
+
+from oomkiller import abi
+
+SOURCES = ("mem", "sys", "tcp")
+FAMILY_ORDER = ("fentry", "kprobe", "tracepoint")  # best first
+PREFIX = {"fx": "fentry", "kp": "kprobe", "tp": "tracepoint"}
+TP_SYS_EXIT = "tp_sys_exit"
+
+
+@dataclass(frozen=True)
+class Prog:
+    name: str
+    section: str
+
+    @property
+    def target(self) -> Optional[str]:
+        """Kernel function named in the section: `fexit/si_meminfo` -> si_meminfo."""
+        kind, sep, rest = self.section.partition("/")
+        if not sep or kind not in ("fentry", "fexit", "kprobe", "kretprobe"):
+            return None
+        return rest.split("+", 1)[0] or None
+
+    @property
+    def variant(self) -> Optional[tuple[str, str]]:
+        """(family, source) for a variant program, None for an always-loaded one."""
+        parts = self.name.split("_", 2)
+        if len(parts) < 2 or parts[0] not in PREFIX or parts[1] not in SOURCES:
+            return None
+        return PREFIX[parts[0]], parts[1]
+
+
+class Probe(Protocol):
+    """What the running kernel offers; the loader implements it for real."""
+
+    def fentry_ok(self, prog: Prog) -> Optional[str]:
+        """None if a trampoline program like `prog` loads, else why not."""
+
+    def kprobe_ok(self) -> Optional[str]:
+        """None if the kernel can attach kprobes, else why not."""
+
+    def in_btf(self, func: str) -> bool:
+        ...
+
+    def in_kallsyms(self, func: str) -> bool:
+        ...
+
+
+@dataclass
+class Choice:
+    """One family's programs for one source, or why it can't serve it."""
+    family: str
+    programs: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (program, reason)
+    unavailable: Optional[str] = None
+
+
+@dataclass
+class Plan:
+    families: dict[str, str]                 # source -> family
+    autoload: list[str]                      # program names to load and attach
+    flags: int                               # oomk_config.flags
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # why better families were passed over
+
+    @property
+    def all_tracepoint(self) -> bool:
+        return all(f == "tracepoint" for f in self.families.values())
+
+
+class FamilyUnavailable(Exception):
+    pass
+
+
+def evaluate(progs: Sequence[Prog], source: str, family: str, probe: Probe) -> Choice:
+    """Can `family` serve `source` here, and with which programs?"""
+    choice = Choice(family)
+    mine = [p for p in progs if p.variant == (family, source)]
+    if family == "tracepoint":
+        if source in ("sys", "mem") and not any(p.name == TP_SYS_EXIT for p in mine):
+            extra = [p for p in progs if p.name == TP_SYS_EXIT]
+            mine += extra
+        if not mine:
+            choice.unavailable = f"the BPF object has no tracepoint program for {source}"
+        choice.programs = [p.name for p in mine]
+        return choice
+    if not mine:
+        choice.unavailable = f"the BPF object has no {family} program for {source}"
+        return choice
+    if family == "kprobe":
+        why = probe.kprobe_ok()
+        if why:
+            choice.unavailable = why
+            return choice
+    present = probe.in_btf if family == "fentry" else probe.in_kallsyms
+    where = "kernel BTF" if family == "fentry" else "/proc/kallsyms"
+    for p in mine:
+        target = p.target
+        if target and present(target):
+            choice.programs.append(p.name)
+        elif source == "sys":
+            # A syscall this kernel lacks just isn't counted by this family.
+            choice.skipped.append((p.name, f"{target or p.section} not in {where}"))
+        else:
+            choice.unavailable = f"{target or p.section} not in {where}"
+            return choice
+    if not choice.programs:
+        choice.unavailable = f"none of its targets is in {where}"
+        return choice
+    if family == "fentry":
+        first = next(p for p in mine if p.name == choice.programs[0])
+        why = probe.fentry_ok(first)
+        if why:
+            choice.unavailable = why
+    return choice
+
+
+def make_plan(progs: Sequence[Prog], attach: str, probe: Probe) -> Plan:
+    """Pick a family per source: the best that works under `auto`, else the forced one."""
+    chosen: dict[str, Choice] = {}
+    notes: list[str] = []
+    for source in SOURCES:
+        if attach == "auto":
+            for family in FAMILY_ORDER:
+                c = evaluate(progs, source, family, probe)
+                if c.unavailable is None:
+                    break
+                notes.append(f"{source}: {family} unavailable: {c.unavailable}")
+            else:
+                raise FamilyUnavailable(f"no attach family can serve {source}: {c.unavailable}")
+        else:
+            c = evaluate(progs, source, attach, probe)
+            if c.unavailable is not None:
+                raise FamilyUnavailable(
+                    f"attach family {attach} unavailable for {source}: {c.unavailable}")
+        chosen[source] = c
+    return _assemble(progs, chosen, notes)
+
+
+def tracepoint_plan(progs: Sequence[Prog], probe: Probe) -> Plan:
+    return make_plan(progs, "tracepoint", probe)
+
+
+def _assemble(progs: Sequence[Prog], chosen: dict[str, Choice], notes: list[str]) -> Plan:
+    wanted = {name for c in chosen.values() for name in c.programs}
+    autoload = [p.name for p in progs if p.variant is None or p.name in wanted]
+    flags = 0
+    if chosen["sys"].family == "tracepoint":
+        flags |= abi.CF_SYS_TP
+    if chosen["mem"].family == "tracepoint":
+        flags |= abi.CF_MEM_TP
+    skipped = [s for c in chosen.values() for s in c.skipped]
+    return Plan({s: c.family for s, c in chosen.items()}, autoload, flags, skipped, notes)

@@ -1,0 +1,505 @@
+"""Open -> configure -> load -> attach -> first sample -> poll; teardown in reverse.
+
+The loader holds no policy: it copies settings into `.rodata`, picks program
+variants (families.py), samples memory on a timer so the BPF side can read
+si_meminfo(), runs the `sweep` program after each sample, and prints events.
+Every kernel object is an fd held by this process (no pins), so nothing stays
+attached once it dies, even by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import importlib.resources
+import mmap
+import os
+import sys
+import time
+from ctypes import POINTER, byref, c_size_t, sizeof
+from pathlib import Path
+from typing import Callable, Optional, TextIO
+
+from oomkiller import _libbpf, abi, events, families
+from oomkiller._libbpf import BpfLink, BpfMap, BpfObject, BpfProgram, RingBuffer
+from oomkiller.bpflog import LibbpfLog
+from oomkiller.settings import Settings
+from oomkiller.sizes import format_size
+
+OBJ_NAME = "oomkiller.bpf.o"
+DEFAULT_BTF = "/sys/kernel/btf/vmlinux"
+KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
+KPROBE_EVENTS = ("/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/tracing/kprobe_events")
+# Poll at most this long at once, so a signal that lands just before
+# epoll_wait() still stops us promptly even with a long --interval.
+MAX_POLL_MS = 1000
+
+
+class SetupError(Exception):
+    """A one-line `<what happened>: <what to do>` for the user; exit 1."""
+
+
+class LoadFailed(SetupError):
+    pass
+
+
+class AttachFailed(SetupError):
+    pass
+
+
+# ---------------------------------------------------------------------------
+# Inputs: the object and kernel BTF
+
+def read_object() -> tuple[bytes, str]:
+    """The compiled BPF object and where it came from."""
+    override = os.environ.get("OOMKILLER_BPF_OBJ")
+    if override:
+        try:
+            return Path(override).read_bytes(), override
+        except OSError as e:
+            raise SetupError(f"cannot read BPF object {override}: {e.strerror}: "
+                             "check OOMKILLER_BPF_OBJ") from None
+    try:  # package data, also inside the zipapp
+        return importlib.resources.files("oomkiller").joinpath(OBJ_NAME).read_bytes(), OBJ_NAME
+    except (OSError, ModuleNotFoundError):
+        pass
+    src_tree = Path(__file__).resolve().parents[2] / "build" / OBJ_NAME
+    try:
+        return src_tree.read_bytes(), str(src_tree)
+    except OSError:
+        raise SetupError(f"BPF object {OBJ_NAME} not found: run make") from None
+
+
+def btf_path() -> tuple[str, bool]:
+    """(path, custom): kernel BTF for CO-RE; custom if OOMKILLER_BTF set it."""
+    custom = os.environ.get("OOMKILLER_BTF")
+    path = custom or DEFAULT_BTF
+    if not os.path.exists(path):
+        if custom:
+            raise SetupError(f"no kernel BTF at {path}: fix OOMKILLER_BTF or unset it")
+        raise SetupError(f"no kernel BTF at {path}: boot a kernel built with CONFIG_DEBUG_INFO_BTF=y")
+    return path, bool(custom)
+
+
+# ---------------------------------------------------------------------------
+# BTF: where globals live, how big shared structs are
+
+def datasec_vars(lib: ctypes.CDLL, btf: _libbpf.Btf, section: str) -> dict[str, tuple[int, int]]:
+    """{var name: (offset, size)} from the object's BTF DATASEC `section`."""
+    try:
+        sec_id = lib.btf__find_by_name_kind(btf, section.encode(), _libbpf.BTF_KIND_DATASEC)
+    except FileNotFoundError:
+        return {}
+    sec = lib.btf__type_by_id(btf, sec_id)
+    # The btf_var_secinfo array follows the btf_type header directly.
+    infos_addr = ctypes.addressof(sec.contents) + sizeof(_libbpf.BtfType)
+    infos = (_libbpf.BtfVarSecinfo * sec.contents.vlen).from_address(infos_addr)
+    out = {}
+    for info in infos:
+        var = lib.btf__type_by_id(btf, info.type).contents
+        name = lib.btf__name_by_offset(btf, var.name_off)
+        if name:
+            out[name.decode()] = (info.offset, info.size)
+    return out
+
+
+def struct_size(lib: ctypes.CDLL, btf: _libbpf.Btf, name: str) -> Optional[int]:
+    try:
+        type_id = lib.btf__find_by_name_kind(btf, name.encode(), _libbpf.BTF_KIND_STRUCT)
+    except FileNotFoundError:
+        return None  # clang emits BTF only for types the program uses
+    return lib.btf__resolve_size(btf, type_id)
+
+
+# ---------------------------------------------------------------------------
+# Probing what the kernel offers
+
+class KernelProbe:
+    """families.Probe for the running kernel; each answer computed once."""
+
+    def __init__(self, opener: Callable[[], BpfObject], log: LibbpfLog, say: Callable[[str], None]):
+        self._open = opener
+        self._log = log
+        self._say = say
+        self._btf_funcs: dict[str, bool] = {}
+        self._vmlinux: Optional[_libbpf.Btf] = None
+        self._kallsyms: Optional[set[str]] = None
+        self._fentry: Optional[tuple[Optional[str]]] = None
+
+    def kprobe_ok(self) -> Optional[str]:
+        if os.path.isdir(KPROBE_PMU) or any(os.path.exists(p) for p in KPROBE_EVENTS):
+            return None
+        return "the kernel has no kprobes (CONFIG_KPROBES unset)"
+
+    def in_kallsyms(self, func: str) -> bool:
+        if self._kallsyms is None:
+            names = set()
+            try:
+                with open("/proc/kallsyms", encoding="ascii", errors="replace") as f:
+                    for line in f:
+                        parts = line.split()
+                        if len(parts) >= 3 and parts[1] in "tTwW":
+                            names.add(parts[2])
+            except OSError:
+                pass
+            self._kallsyms = names
+        return func in self._kallsyms
+
+    def in_btf(self, func: str) -> bool:
+        if func not in self._btf_funcs:
+            lib = _libbpf.libbpf()
+            if self._vmlinux is None:
+                try:
+                    self._vmlinux = lib.btf__load_vmlinux_btf()
+                except OSError:
+                    return False
+            try:
+                lib.btf__find_by_name_kind(self._vmlinux, func.encode(), _libbpf.BTF_KIND_FUNC)
+                self._btf_funcs[func] = True
+            except OSError:
+                self._btf_funcs[func] = False
+        return self._btf_funcs[func]
+
+    def fentry_ok(self, prog: families.Prog) -> Optional[str]:
+        """Load one trampoline program in a throwaway instance of the object:
+        only loading tells whether the kernel allows trampolines (lockdown or
+        a kernel without CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS refuses them)."""
+        if self._fentry is None:
+            self._say(f"probing fentry: loading {prog.name} alone")
+            lib = _libbpf.libbpf()
+            obj = BpfObject()
+            why: Optional[str] = None
+            try:
+                obj = self._open()
+                for p in iter_programs(lib, obj):
+                    lib.bpf_program__set_autoload(p, lib.bpf_program__name(p).decode() == prog.name)
+                procs = lib.bpf_object__find_map_by_name(obj, b"procs")
+                if procs:
+                    lib.bpf_map__set_max_entries(procs, 1)
+                lib.bpf_object__load(obj)
+            except OSError as e:
+                why = (f"BPF trampolines refused: {prog.section} does not load "
+                       f"({os.strerror(e.errno or errno.EINVAL)})")
+            finally:
+                if obj:
+                    lib.bpf_object__close(obj)
+            self._log.lines.clear()  # the probe's failure isn't the user's problem
+            self._fentry = (why,)
+        return self._fentry[0]
+
+    def close(self) -> None:
+        if self._vmlinux:
+            _libbpf.libbpf().btf__free(self._vmlinux)
+            self._vmlinux = None
+
+
+def iter_programs(lib: ctypes.CDLL, obj: BpfObject):
+    prog = lib.bpf_object__next_program(obj, None)
+    while prog:
+        yield prog
+        prog = lib.bpf_object__next_program(obj, prog)
+
+
+def iter_maps(lib: ctypes.CDLL, obj: BpfObject):
+    m = lib.bpf_object__next_map(obj, None)
+    while m:
+        yield m
+        m = lib.bpf_object__next_map(obj, m)
+
+
+# ---------------------------------------------------------------------------
+
+class Killer:
+    """One loaded, attached oomkiller. Use as a context manager: __exit__ (and
+    close()) tears down whatever exists, in reverse, however far setup got."""
+
+    def __init__(self, settings: Settings, log: LibbpfLog,
+                 out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+        self.s = settings
+        self.log = log
+        self.out = out
+        self.err = err
+        self.lib = _libbpf.libbpf()
+        self.libc = _libbpf.libc()
+        self.obj_bytes = b""
+        self.obj_origin = ""
+        self.btf_custom: Optional[str] = None
+        self.obj = BpfObject()
+        self.links: list[BpfLink] = []
+        self.rb = RingBuffer()
+        self.plan: Optional[families.Plan] = None
+        self._bss: Optional[mmap.mmap] = None
+        self._stats_offset = 0
+        self.sweep_fd = -1
+        self.events_fd = -1
+        self.offset_ns = events.boot_to_realtime_offset_ns()
+        self._sample_cb = _libbpf.RingBufferSampleFn(self._on_event)  # kept alive here
+        self._last_dropped = 0
+        self._last_untracked = 0
+        self._sysinfo_buf = ctypes.create_string_buffer(256)  # struct sysinfo is 112 bytes
+        self.stop_requested = False
+        self.output_closed = False
+
+    # -- messages ----------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        """-v diagnostics."""
+        if self.s.verbose:
+            self.err.write(f"oomkiller: {text}\n")
+            self.err.flush()
+
+    def warn(self, text: str) -> None:
+        self.err.write(f"oomkiller: warning: {text}\n")
+        self.err.flush()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def __enter__(self) -> "Killer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Reverse of setup; safe after a partial setup and when called again."""
+        if self.rb:
+            self.lib.ring_buffer__free(self.rb)
+            self.rb = RingBuffer()
+        while self.links:
+            self.lib.bpf_link__destroy(self.links.pop())
+        if self._bss is not None:
+            self._bss.close()
+            self._bss = None
+        self.sweep_fd = self.events_fd = -1
+        if self.obj:
+            self.lib.bpf_object__close(self.obj)
+            self.obj = BpfObject()
+
+    def setup(self) -> None:
+        """open -> configure -> load -> attach -> ring buffer -> first sample."""
+        self.obj_bytes, self.obj_origin = read_object()
+        path, custom = btf_path()
+        self.btf_custom = path if custom else None
+        probe = KernelProbe(self._open, self.log, self.say)
+        try:
+            self._open_and_check()
+            progs = self._programs()
+            try:
+                plan = families.make_plan(progs, self.s.attach, probe)
+            except families.FamilyUnavailable as e:
+                hint = "use --attach auto" if self.s.attach != "auto" else "see --attach"
+                raise SetupError(f"{e}: {hint}") from None
+            for note in plan.notes:
+                self.say(note)
+            try:
+                self._load_and_attach(plan)
+            except (LoadFailed, AttachFailed) as e:
+                if self.s.attach != "auto" or plan.all_tracepoint:
+                    raise
+                # A family can pass the probes and still fail on the full mix
+                # (e.g. a verifier difference): fall back once, to the baseline.
+                self.say(f"{e}; falling back to the tracepoint family")
+                self.close()
+                self._open_and_check()
+                plan = families.tracepoint_plan(progs, probe)
+                self._load_and_attach(plan)
+        finally:
+            probe.close()
+        self.plan = plan
+        self.tick(first=True)
+
+    def _open(self) -> BpfObject:
+        opts = _libbpf.BpfObjectOpenOpts()
+        opts.sz = sizeof(opts)
+        opts.object_name = b"oomkiller"
+        opts.btf_custom_path = self.btf_custom.encode() if self.btf_custom else None
+        try:
+            return self.lib.bpf_object__open_mem(self.obj_bytes, len(self.obj_bytes), byref(opts))
+        except OSError as e:
+            raise SetupError(f"cannot open BPF object {self.obj_origin}: {e.strerror}: "
+                             "rebuild it with make") from None
+
+    def _open_and_check(self) -> None:
+        self.obj = self._open()
+        btf = self.lib.bpf_object__btf(self.obj)
+        for cname, mirror in abi.SHARED_STRUCTS.items():
+            size = struct_size(self.lib, btf, cname)
+            if size is not None and size != sizeof(mirror):
+                raise SetupError(f"struct {cname} is {size} bytes in the BPF object but "
+                                 f"{sizeof(mirror)} in oomkiller/abi.py: rebuild with make")
+
+    def _programs(self) -> list[families.Prog]:
+        return [families.Prog(self.lib.bpf_program__name(p).decode(),
+                              (self.lib.bpf_program__section_name(p) or b"").decode())
+                for p in iter_programs(self.lib, self.obj)]
+
+    def _internal_map(self, section: str) -> BpfMap:
+        """The map behind `.rodata`/`.bss`; libbpf may prefix the object name."""
+        m = self.lib.bpf_object__find_map_by_name(self.obj, section.encode())
+        if m:
+            return m
+        for m in iter_maps(self.lib, self.obj):
+            if (self.lib.bpf_map__name(m) or b"").decode().endswith(section):
+                return m
+        raise SetupError(f"the BPF object has no {section} map: rebuild it with make")
+
+    def _locate(self, section: str, var: str, ctype: type) -> tuple[BpfMap, int, int]:
+        """(internal map, offset of `var` in it, map value size), sizes checked."""
+        vars_ = datasec_vars(self.lib, self.lib.bpf_object__btf(self.obj), section)
+        if var not in vars_:
+            raise SetupError(f"the BPF object has no {section} variable {var}: rebuild it with make")
+        offset, size = vars_[var]
+        if size != sizeof(ctype):
+            raise SetupError(f"{var} is {size} bytes in the BPF object but {sizeof(ctype)} "
+                             "in oomkiller/abi.py: rebuild with make")
+        m = self._internal_map(section)
+        mapsize = c_size_t()
+        self.lib.bpf_map__initial_value(m, byref(mapsize))
+        if offset + size > mapsize.value:
+            raise SetupError(f"{var} lies outside {section}: rebuild with make")
+        return m, offset, mapsize.value
+
+    def _initial(self, section: str, var: str, ctype: type) -> ctypes.Structure:
+        """Before load: a ctypes view of `var` in the section's initial value."""
+        m, offset, _ = self._locate(section, var, ctype)
+        base = self.lib.bpf_map__initial_value(m, byref(c_size_t()))
+        return ctype.from_address(base + offset)
+
+    def _map_live(self, section: str, var: str, ctype: type) -> None:
+        """After load: mmap the kernel's copy of `section` ourselves. libbpf
+        1.1 remaps bpf_map__initial_value() onto the map only for skeletons
+        (bpf_object__load_skeleton); after bpf_object__load it stays a stale
+        private copy."""
+        m, offset, value_size = self._locate(section, var, ctype)
+        fd = self.lib.bpf_map__fd(m)
+        length = -(-value_size // mmap.PAGESIZE) * mmap.PAGESIZE
+        self._bss = mmap.mmap(fd, length, mmap.MAP_SHARED, mmap.PROT_READ)
+        self._stats_offset = offset
+
+    @property
+    def stats(self) -> abi.OomkStats:
+        """A snapshot of the BPF side's `stats`."""
+        assert self._bss is not None
+        return abi.OomkStats.from_buffer_copy(self._bss, self._stats_offset)
+
+    def _configure(self, plan: families.Plan) -> None:
+        cfg = self._initial(".rodata", "cfg", abi.OomkConfig)
+        name = self.s.name.encode()
+        cfg.min_used = self.s.min_used
+        for rule in range(abi.RULE_MAX):
+            cfg.limits[rule] = self.s.limits[rule]
+        cfg.loader_tgid = os.getpid()
+        cfg.dry_run = int(self.s.dry_run)
+        cfg.flags = plan.flags
+        cfg.name_len = len(name)
+        cfg.name = name  # c_char array: NUL padded
+        procs = self.lib.bpf_object__find_map_by_name(self.obj, b"procs")
+        if not procs:
+            raise SetupError("the BPF object has no procs map: rebuild it with make")
+        self.lib.bpf_map__set_max_entries(procs, self.s.capacity)
+        wanted = set(plan.autoload)
+        for p in iter_programs(self.lib, self.obj):
+            self.lib.bpf_program__set_autoload(p, self.lib.bpf_program__name(p).decode() in wanted)
+        for prog, why in plan.skipped:
+            self.say(f"skipping {prog}: {why}")
+
+    def _load_and_attach(self, plan: families.Plan) -> None:
+        self._configure(plan)
+        try:
+            self.lib.bpf_object__load(self.obj)
+        except OSError as e:
+            raise LoadFailed(f"failed to load BPF program: {os.strerror(e.errno)}: "
+                             "run with -v to see the verifier log") from None
+        for p in iter_programs(self.lib, self.obj):
+            if not self.lib.bpf_program__autoload(p):
+                continue
+            name = self.lib.bpf_program__name(p).decode()
+            section = (self.lib.bpf_program__section_name(p) or b"").decode()
+            if section == "syscall":  # run by BPF_PROG_TEST_RUN, nothing to attach
+                if name == "sweep":
+                    self.sweep_fd = self.lib.bpf_program__fd(p)
+                continue
+            try:
+                self.links.append(self.lib.bpf_program__attach(p))
+            except OSError as e:
+                raise AttachFailed(f"failed to attach {name} ({section}): {os.strerror(e.errno)}: "
+                                   "run with -v for libbpf's log") from None
+        if self.sweep_fd < 0:
+            raise SetupError("the BPF object has no sweep program: rebuild it with make")
+        self._map_live(".bss", "stats", abi.OomkStats)
+        events_map = self.lib.bpf_object__find_map_by_name(self.obj, b"events")
+        if not events_map:
+            raise SetupError("the BPF object has no events map: rebuild it with make")
+        self.events_fd = self.lib.bpf_map__fd(events_map)
+        self.rb = self.lib.ring_buffer__new(self.events_fd, self._sample_cb, None, None)
+        self.say(f"attached {len(self.links)} programs: " +
+                 " ".join(n for n in plan.autoload))
+
+    # -- running -----------------------------------------------------------
+
+    def tick(self, first: bool = False) -> None:
+        """One memory sample: our sysinfo() feeds si_meminfo()/sys_exit in BPF,
+        then `sweep` kills condemned targets if that sample opened the gate."""
+        before = self.stats.samples
+        self.libc.sysinfo(self._sysinfo_buf)
+        if first and self.stats.samples == before:
+            raise SetupError("the BPF memory sampler did not run after sysinfo(): "
+                             "run with -v and report this as a bug")
+        opts = _libbpf.BpfTestRunOpts()
+        opts.sz = sizeof(opts)
+        try:
+            self.lib.bpf_prog_test_run_opts(self.sweep_fd, byref(opts))
+        except OSError as e:
+            self.warn(f"sweep failed: {e.strerror}")
+        self._check_losses()
+
+    def _check_losses(self) -> None:
+        st = self.stats
+        dropped, untracked = st.dropped, st.untracked
+        if dropped > self._last_dropped:
+            self.warn(f"{dropped - self._last_dropped} events dropped (ring buffer full)")
+        if untracked > self._last_untracked:
+            self.warn(f"{untracked - self._last_untracked} target events not tracked: "
+                      f"process map full (capacity {self.s.capacity})")
+        self._last_dropped, self._last_untracked = dropped, untracked
+
+    def ready_line(self) -> str:
+        assert self.plan is not None
+        fams = " ".join(f"{src}={fam}" for src, fam in self.plan.families.items())
+        used = self.stats.mem_used
+        gate = "gate open" if used >= self.s.min_used else "gate closed"
+        return (f"oomkiller: ready: families {fams} rand=uprobe; policy {self.s.policy_text()}; "
+                f"memory used {format_size(used)} ({gate})")
+
+    def _on_event(self, ctx: int, data: int, size: int) -> int:
+        # Runs inside ring_buffer__poll(): exceptions can't propagate through C.
+        try:
+            if size < sizeof(abi.OomkEvent):
+                return 0
+            ev = abi.OomkEvent.from_buffer_copy(ctypes.string_at(data, sizeof(abi.OomkEvent)))
+            self.out.write(events.format_event(ev, self.offset_ns, self.s.json) + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            self.output_closed = True
+            self.stop_requested = True
+        except Exception as e:  # noqa: BLE001
+            self.warn(f"cannot print event: {e}")
+        return 0
+
+    def poll(self) -> None:
+        """Print events and sample memory every interval until asked to stop."""
+        interval = self.s.interval
+        next_tick = time.monotonic() + interval
+        while not self.stop_requested:
+            wait_ms = max(0, min(MAX_POLL_MS, int((next_tick - time.monotonic()) * 1000) + 1))
+            ret = self.lib.ring_buffer__poll(self.rb, wait_ms)
+            if ret < 0 and ret != -errno.EINTR:  # EINTR: a signal woke us
+                _libbpf.raise_errno(-ret, "ring_buffer__poll")
+            now = time.monotonic()
+            if now >= next_tick and not self.stop_requested:
+                self.tick()
+                next_tick += interval
+                if next_tick <= now:  # we fell behind (e.g. suspended): don't burst
+                    next_tick = now + interval
+        if not self.output_closed:
+            self.lib.ring_buffer__consume(self.rb)  # events already in flight
