@@ -27,13 +27,17 @@ def comm_text(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
 
 
-def _escape(s: str) -> str:
-    # A comm may hold spaces or control characters (prctl PR_SET_NAME): keep
-    # the text line one line of space-separated key=value fields.
+def _escape(raw: bytes) -> str:
+    # A comm may hold spaces, control characters or non-UTF-8 bytes (prctl
+    # PR_SET_NAME): keep the text line one line of space-separated fields.
     out = []
-    for ch in s:
-        if ch == "\\" or ch.isspace() or not ch.isprintable():
-            out.append("\\\\" if ch == "\\" else f"\\x{ord(ch):02x}")
+    for ch in raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape"):
+        if ch == "\\":
+            out.append("\\\\")
+        elif "\udc80" <= ch <= "\udcff":  # an undecodable byte
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        elif ch.isspace() or not ch.isprintable():
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
         else:
             out.append(ch)
     return "".join(out)
@@ -53,7 +57,7 @@ def event_dict(ev: abi.OomkEvent, offset_ns: int) -> dict:
         "event": event_name(ev.kind),
         "pid": ev.pid,
         "tid": ev.tid,
-        "comm": comm_text(bytes(ev.comm)),
+        "comm": comm_text(ev.comm),
         "rule": rule_name(ev.rule),
         "value": ev.value,
         "limit": ev.limit,
@@ -65,5 +69,5 @@ def format_event(ev: abi.OomkEvent, offset_ns: int, as_json: bool = False) -> st
     d = event_dict(ev, offset_ns)
     if as_json:
         return json.dumps(d, ensure_ascii=False)
-    return (f"{d['time']} {d['event']} pid={d['pid']} comm={_escape(d['comm'])} "
+    return (f"{d['time']} {d['event']} pid={d['pid']} comm={_escape(ev.comm)} "
             f"rule={d['rule']} value={d['value']} limit={d['limit']} mem_used={d['mem_used_bytes']}")

@@ -1,0 +1,365 @@
+"""Pure-Python tests of the CLI: arguments, sizes, messages, event lines, family choice.
+
+No root and no BPF.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from oomkiller import __version__, abi, cli, events, families  # noqa: E402
+from oomkiller.settings import Settings  # noqa: E402
+from oomkiller.sizes import format_size, parse_size  # noqa: E402
+
+K, M, G, T = 1 << 10, 1 << 20, 1 << 30, 1 << 40
+
+
+# -- sizes -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,value", [
+    ("0", 0), ("1", 1), ("1024", 1024), ("512B", 512), ("512b", 512),
+    ("1K", K), ("1k", K), ("1KiB", K), ("1kib", K), ("1KB", K),
+    ("10M", 10 * M), ("10MiB", 10 * M), ("1G", G), ("1g", G), ("1.5G", 3 * G // 2),
+    ("2T", 2 * T), (".5K", 512), ("1.", 1), (" 4M ", 4 * M), ("1.0000001K", 1024),
+])
+def test_parse_size(text, value):
+    assert parse_size(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "G", "1X", "1 G B", "-1", "-1G", "1e3", "0x10", "1GG",
+                                  "1.2.3K", "one", "nan", "1P"])
+def test_parse_size_rejects(text):
+    with pytest.raises(ValueError):
+        parse_size(text)
+
+
+def test_parse_size_rejects_beyond_u64():
+    with pytest.raises(ValueError):
+        parse_size("16777216T")
+
+
+@pytest.mark.parametrize("value,text", [
+    (0, "0B"), (1023, "1023B"), (K, "1.0K"), (10 * M, "10.0M"), (G, "1.0G"),
+    (int(1.3 * G), "1.3G"), (3 * T, "3.0T")])
+def test_format_size(value, text):
+    assert format_size(value) == text
+
+
+# -- arguments -------------------------------------------------------------------
+
+def test_defaults():
+    s = cli.parse_settings([])
+    assert s == Settings()
+    assert s.min_used == G and s.name == "oomp" and s.interval == 1.0 and s.capacity == 16384
+    assert s.limits == [100, 100, 10 * M, 100, 100, 1000]
+    assert (s.dry_run, s.json, s.attach, s.verbose) == (False, False, "auto", 0)
+
+
+def test_every_option():
+    s = cli.parse_settings([
+        "--min-used", "1.5G", "--name", "victim", "--max-fds", "7", "--max-writes", "8",
+        "--max-read", "1M", "--max-threads", "9", "--max-rand", "10", "--max-tcp-packets", "11",
+        "--interval", "0.25", "--capacity", "64", "--dry-run", "--json", "--attach", "tracepoint",
+        "-vv"])
+    assert s.min_used == 3 * G // 2 and s.name == "victim"
+    assert s.limits[abi.RULE_FDS] == 7
+    assert s.limits[abi.RULE_WRITES] == 8
+    assert s.limits[abi.RULE_READ_BYTES] == M
+    assert s.limits[abi.RULE_THREADS] == 9
+    assert s.limits[abi.RULE_RAND] == 10
+    assert s.limits[abi.RULE_TCP_PACKETS] == 11
+    assert (s.interval, s.capacity, s.dry_run, s.json, s.attach, s.verbose) == \
+        (0.25, 64, True, True, "tracepoint", 2)
+
+
+def test_equals_form_and_zero_min_used():
+    s = cli.parse_settings(["--min-used=0", "--max-read=10MiB", "--name=a b"])
+    assert (s.min_used, s.limits[abi.RULE_READ_BYTES], s.name) == (0, 10 * M, "a b")
+
+
+@pytest.mark.parametrize("argv,what", [
+    (["--max-fds", "-1"], "--max-fds"),
+    (["--max-fds", "0"], "--max-fds"),
+    (["--max-fds", "1.5"], "--max-fds"),
+    (["--max-fds", "x"], "--max-fds"),
+    (["--max-fds"], "--max-fds"),
+    (["--max-writes", "0"], "--max-writes"),
+    (["--max-threads", "-5"], "--max-threads"),
+    (["--max-rand", "0"], "--max-rand"),
+    (["--max-tcp-packets", "0"], "--max-tcp-packets"),
+    (["--max-read", "0"], "--max-read"),
+    (["--max-read", "10Q"], "--max-read"),
+    (["--min-used", "-5G"], "--min-used"),
+    (["--min-used", "lots"], "--min-used"),
+    (["--interval", "0"], "--interval"),
+    (["--interval", "-1"], "--interval"),
+    (["--interval", "nan"], "--interval"),
+    (["--interval", "inf"], "--interval"),
+    (["--interval", "3601"], "--interval"),
+    (["--capacity", "0"], "--capacity"),
+    (["--capacity", "999999999999"], "--capacity"),
+    (["--name", ""], "--name"),
+    (["--name", "0123456789abcdef"], "--name"),
+    (["--name", "ééééééééé"], "--name"),  # 9 characters, 18 bytes
+    (["--attach", "ebpf"], "--attach"),
+    (["--frobnicate"], "--frobnicate"),
+    (["extra"], "extra"),
+    (["--max"], "--max"),  # no abbreviations
+])
+def test_bad_arguments_exit_2_with_one_line(argv, what, capsys):
+    with pytest.raises(SystemExit) as ei:
+        cli.parse_settings(argv)
+    assert ei.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert err.startswith("oomkiller: ") and what in err
+    assert "Traceback" not in err and "usage:" not in err
+
+
+def test_main_turns_bad_arguments_into_exit_2(capsys):
+    with pytest.raises(SystemExit) as ei:
+        cli.main(["--max-fds", "0"])
+    assert ei.value.code == 2
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as ei:
+        cli.main(["--version"])
+    assert ei.value.code == 0
+    assert capsys.readouterr().out == f"oomkiller {__version__}\n"
+    assert __version__ == "0.1.0"
+
+
+def test_help_fits_one_screen_and_lists_everything(capsys):
+    with pytest.raises(SystemExit) as ei:
+        cli.main(["--help"])
+    assert ei.value.code == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert len(lines) <= 40 and max(len(line) for line in lines) <= 100
+    for option, default in [
+        ("--min-used", "(1G)"), ("--name", "(oomp)"), ("--max-fds", "(100)"),
+        ("--max-writes", "(100)"), ("--max-read", "(10M)"), ("--max-threads", "(100)"),
+        ("--max-rand", "(100)"), ("--max-tcp-packets", "(1000)"), ("--interval", "(1)"),
+        ("--capacity", "(16384)"), ("--attach", "(auto)")]:
+        line = next(line for line in lines if line.strip().startswith(option))
+        assert default in line, line
+    for option in ("--dry-run", "--json", "--verbose", "--version", "--help"):
+        assert option in text
+    assert "counter >= limit" in text
+    assert "0 " in text and "1 environment" in text and "2 bad usage" in text
+
+
+# -- privileges ------------------------------------------------------------------
+
+def test_privileges():
+    bit = lambda n: 1 << n  # noqa: E731
+    assert cli.has_bpf_privileges(bit(cli.CAP_SYS_ADMIN))
+    assert cli.has_bpf_privileges(bit(cli.CAP_BPF) | bit(cli.CAP_PERFMON))
+    assert not cli.has_bpf_privileges(bit(cli.CAP_BPF))
+    assert not cli.has_bpf_privileges(bit(cli.CAP_PERFMON))
+    assert not cli.has_bpf_privileges(0)
+
+
+def test_effective_caps_reads_capeff(tmp_path):
+    status = tmp_path / "status"
+    status.write_text("Name:\tx\nCapPrm:\t0000000000000000\nCapEff:\t000000c000000000\n")
+    caps = cli.effective_caps(str(status))
+    assert caps == (1 << 38) | (1 << 39)
+    assert cli.effective_caps(str(tmp_path / "missing")) == 0
+
+
+def test_unprivileged_run_refuses_before_touching_libbpf(monkeypatch, capsys):
+    from oomkiller import _libbpf
+
+    def boom():
+        raise AssertionError("libbpf touched")
+    monkeypatch.setattr(cli, "effective_caps", lambda *a: 0)
+    monkeypatch.setattr(_libbpf, "libbpf", boom)
+    with pytest.raises(SystemExit) as ei:
+        cli.main([])
+    assert ei.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("oomkiller: ") and "CAP_BPF" in err
+
+
+# -- events ----------------------------------------------------------------------
+
+def make_event(**kw) -> abi.OomkEvent:
+    ev = abi.OomkEvent(ts_boot_ns=5_000_000_000, value=100, limit=100, mem_used=1412345856,
+                       pid=1234, tid=1235, kind=abi.EV_KILL, rule=abi.RULE_WRITES,
+                       comm=b"oomp_test_write")
+    for k, v in kw.items():
+        setattr(ev, k, v)
+    return ev
+
+
+def test_text_event(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    import time
+    time.tzset()
+    offset = 1_795_500_000_000_000_000 + 345_000_000 - 5_000_000_000  # realtime - boottime
+    line = events.format_event(make_event(), offset)
+    stamp, rest = line.split(" ", 1)
+    assert rest == ("kill pid=1234 comm=oomp_test_write rule=writes value=100 limit=100 "
+                    "mem_used=1412345856")
+    assert stamp.endswith(".345+00:00") and stamp[10] == "T" and len(stamp) == 29
+
+
+@pytest.mark.parametrize("kind,name", [(abi.EV_KILL, "kill"), (abi.EV_DRY_RUN, "dry-run"),
+                                       (abi.EV_CONDEMNED, "condemned"), (9, "unknown(9)")])
+def test_event_kinds(kind, name):
+    assert events.format_event(make_event(kind=kind), 0).split(" ")[1] == name
+
+
+@pytest.mark.parametrize("rule", range(abi.RULE_MAX))
+def test_rule_names(rule):
+    line = events.format_event(make_event(rule=rule), 0)
+    assert f" rule={abi.RULE_NAMES[rule]} " in line
+
+
+def test_rule_names_match_the_cli():
+    assert abi.RULE_NAMES == ("fds", "writes", "read-bytes", "threads", "rand", "tcp-packets")
+
+
+def test_json_event():
+    d = json.loads(events.format_event(make_event(kind=abi.EV_CONDEMNED, rule=abi.RULE_READ_BYTES,
+                                                  value=10 * M, limit=10 * M), 0, as_json=True))
+    assert d["event"] == "condemned" and d["rule"] == "read-bytes"
+    assert (d["pid"], d["tid"], d["comm"]) == (1234, 1235, "oomp_test_write")
+    assert (d["value"], d["limit"], d["mem_used_bytes"]) == (10 * M, 10 * M, 1412345856)
+    assert isinstance(d["time"], str) and "T" in d["time"]
+
+
+def test_odd_comm_stays_one_field():
+    ev = make_event(comm=b"oomp x\tz\\\xff")
+    line = events.format_event(ev, 0)
+    assert " comm=oomp\\x20x\\x09z\\\\\\xff rule=" in line
+    assert len(line.split(" ")) == 8
+    assert json.loads(events.format_event(ev, 0, as_json=True))["comm"] == "oomp x\tz\\\\xff"
+
+
+def test_full_length_comm():
+    ev = make_event(comm=b"oomp_0123456789a")  # 16 bytes, no NUL: ctypes stops at the array end
+    assert " comm=oomp_0123456789a " in events.format_event(ev, 0)
+
+
+def test_policy_text():
+    s = Settings()
+    assert s.policy_text() == ('name~"oomp" min-used=1.0G fds=100 writes=100 read-bytes=10.0M '
+                               'threads=100 rand=100 tcp-packets=1000 interval=1s')
+    s.dry_run, s.interval = True, 0.5
+    assert s.policy_text().endswith("interval=0.5s dry-run")
+
+
+# -- family selection ------------------------------------------------------------
+
+PROGS = [families.Prog(n, s) for n, s in [
+    ("tp_sys_exit", "tp_btf/sys_exit"),
+    ("fx_sys_write", "fexit/__x64_sys_write"),
+    ("fx_sys_pwritev2", "fexit/__x64_sys_pwritev2"),
+    ("kp_sys_write", "kretprobe/__x64_sys_write"),
+    ("kp_sys_pwritev2", "kretprobe/__x64_sys_pwritev2"),
+    ("fx_mem_si_meminfo", "fexit/si_meminfo"),
+    ("kp_mem_si_meminfo_entry", "kprobe/si_meminfo"),
+    ("kp_mem_si_meminfo_exit", "kretprobe/si_meminfo"),
+    ("tp_tcp_send_length", "tp_btf/sock_send_length"),
+    ("fx_tcp_sendmsg", "fexit/tcp_sendmsg"),
+    ("kp_tcp_sendmsg_entry", "kprobe/tcp_sendmsg"),
+    ("kp_tcp_sendmsg_exit", "kretprobe/tcp_sendmsg"),
+    ("on_exec", "tp_btf/sched_process_exec"),
+    ("on_exit", "tp_btf/sched_process_exit"),
+    ("on_fork", "tp_btf/sched_process_fork"),
+    ("on_rand", "uprobe/libc.so.6:rand"),
+    ("sweep", "syscall"),
+]]
+ALWAYS = ["on_exec", "on_exit", "on_fork", "on_rand", "sweep"]
+
+
+class FakeProbe:
+    def __init__(self, fentry=True, kprobe=True, missing=()):
+        self.fentry, self.kprobe, self.missing = fentry, kprobe, set(missing)
+        self.fentry_probes = 0
+
+    def fentry_ok(self, prog):
+        self.fentry_probes += 1
+        return None if self.fentry else "BPF trampolines refused"
+
+    def kprobe_ok(self):
+        return None if self.kprobe else "no kprobes"
+
+    def in_btf(self, func):
+        return func not in self.missing
+
+    in_kallsyms = in_btf
+
+
+def test_prog_names_and_targets():
+    p = families.Prog("kp_sys_write", "kretprobe/__x64_sys_write")
+    assert (p.variant, p.target) == (("kprobe", "sys"), "__x64_sys_write")
+    assert families.Prog("x", "kprobe/foo+0x10").target == "foo"
+    assert families.Prog("on_rand", "uprobe/libc.so.6:rand").variant is None
+    assert families.Prog("tp_sys_exit", "tp_btf/sys_exit").target is None
+
+
+def test_this_machine_resolves_to_tracepoint():
+    plan = families.make_plan(PROGS, "auto", FakeProbe(fentry=False, kprobe=False))
+    assert plan.families == {"mem": "tracepoint", "sys": "tracepoint", "tcp": "tracepoint"}
+    assert plan.all_tracepoint
+    assert plan.flags == abi.CF_SYS_TP | abi.CF_MEM_TP
+    assert sorted(plan.autoload) == sorted(["tp_sys_exit", "tp_tcp_send_length"] + ALWAYS)
+    assert any("trampolines" in n for n in plan.notes) and any("kprobes" in n for n in plan.notes)
+
+
+def test_auto_prefers_fentry():
+    plan = families.make_plan(PROGS, "auto", FakeProbe())
+    assert set(plan.families.values()) == {"fentry"}
+    assert plan.flags == 0
+    assert sorted(plan.autoload) == sorted(
+        ["fx_sys_write", "fx_sys_pwritev2", "fx_mem_si_meminfo", "fx_tcp_sendmsg"] + ALWAYS)
+
+
+def test_missing_syscall_is_skipped_not_fatal():
+    plan = families.make_plan(PROGS, "auto", FakeProbe(missing={"__x64_sys_pwritev2"}))
+    assert plan.families["sys"] == "fentry"
+    assert "fx_sys_pwritev2" not in plan.autoload and "fx_sys_write" in plan.autoload
+    assert [name for name, _ in plan.skipped] == ["fx_sys_pwritev2"]
+
+
+def test_missing_mem_target_demotes_that_source_only():
+    plan = families.make_plan(PROGS, "auto", FakeProbe(missing={"si_meminfo"}))
+    assert plan.families == {"mem": "tracepoint", "sys": "fentry", "tcp": "fentry"}
+    # tp_sys_exit serves memory only: the syscall half stays off.
+    assert plan.flags == abi.CF_MEM_TP
+    assert "tp_sys_exit" in plan.autoload
+
+
+def test_kprobe_when_no_trampolines():
+    plan = families.make_plan(PROGS, "auto", FakeProbe(fentry=False))
+    assert set(plan.families.values()) == {"kprobe"}
+    assert "kp_mem_si_meminfo_entry" in plan.autoload and "kp_mem_si_meminfo_exit" in plan.autoload
+
+
+def test_forced_family_unavailable_fails():
+    with pytest.raises(families.FamilyUnavailable, match="kprobe unavailable for mem: no kprobes"):
+        families.make_plan(PROGS, "kprobe", FakeProbe(kprobe=False))
+    with pytest.raises(families.FamilyUnavailable, match="fentry"):
+        families.make_plan(PROGS, "fentry", FakeProbe(fentry=False))
+
+
+def test_forced_tracepoint_even_where_better_exists():
+    plan = families.make_plan(PROGS, "tracepoint", FakeProbe())
+    assert plan.all_tracepoint and plan.flags == abi.CF_SYS_TP | abi.CF_MEM_TP
+
+
+def test_unknown_programs_are_always_loaded():
+    progs = PROGS + [families.Prog("on_rename", "tp_btf/task_rename")]
+    plan = families.make_plan(progs, "auto", FakeProbe(fentry=False, kprobe=False))
+    assert "on_rename" in plan.autoload
