@@ -1,0 +1,59 @@
+# `make bench` (issue 4): overhead, kill latency and footprint of oomkiller
+# against the floor and two peers. Run as root; see bench/README.md.
+#
+# The workloads are built in $(BUILD)/bench. sysbench.c is built twice:
+# `benchsys` is a non-target, `oomp_benchsys` a target (its name has "oomp").
+
+BENCH_DIR   := $(BUILD)/bench
+BENCH_BINS  := $(BENCH_DIR)/benchsys $(BENCH_DIR)/oomp_benchsys \
+               $(BENCH_DIR)/oomp_victim $(BENCH_DIR)/ballast $(BENCH_DIR)/procpoller \
+               $(BENCH_DIR)/floor.bpf.o
+BENCH_ARGS  ?=
+MULTIARCH   := $(shell $(CC) -print-multiarch 2>/dev/null)
+
+.PHONY: bench bench-build bench-deps
+
+bench: oomkiller bench-build bench-deps
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+bench-build: $(BENCH_BINS)
+
+# The bpftrace peer needs Debian's bpftrace; without it the driver skips
+# that peer and says so, so a failed install is not fatal here.
+bench-deps: | $(BUILD)/.deps
+	$(Q)command -v bpftrace >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "  APT      bpftrace"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+				bpftrace >/dev/null 2>&1 || { apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+				bpftrace >/dev/null; } || echo "bench: bpftrace not installed: its peer is skipped" >&2; \
+		else echo "bench: no bpftrace: run: sudo apt-get install -y bpftrace" >&2; fi; }
+
+$(BENCH_DIR)/benchsys $(BENCH_DIR)/oomp_benchsys: bench/sysbench.c | $(BUILD)/.deps
+	$(Q)mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $<
+
+$(BENCH_DIR)/oomp_victim: bench/victim.c | $(BUILD)/.deps
+	$(Q)mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $<
+
+$(BENCH_DIR)/ballast: bench/ballast.c | $(BUILD)/.deps
+	$(Q)mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $<
+
+$(BENCH_DIR)/procpoller: bench/poller.c | $(BUILD)/.deps
+	$(Q)mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $<
+
+# Needs no vmlinux.h: empty programs only. -target bpf drops the multiarch
+# include dir that <asm/types.h> lives in on Debian, so add it back.
+$(BENCH_DIR)/floor.bpf.o: bench/floor.bpf.c | $(BUILD)/.deps
+	$(Q)mkdir -p $(dir $@)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) -g -O2 -target bpf -Wall -Werror \
+		$(if $(MULTIARCH),-I/usr/include/$(MULTIARCH)) -c $< -o $@
