@@ -1,0 +1,87 @@
+"""Session set-up for the end-to-end tests (tests/test_e2e_*.py).
+
+They run the real ./oomkiller as root and real workloads from build/progs.
+Two killers at once kill each other's targets, so the session holds an
+exclusive flock on /tmp/oomkiller-e2e.lock (docs/DESIGN.md) for as long as
+any e2e test runs. Unit tests (tests/test_unit_*.py) need none of this.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import killer as K  # noqa: E402
+
+LOCK_WAIT = 30 * 60  # seconds: another engineer's run may hold the lock
+
+SEED_PROGS = [
+    "oomp_test_fds", "oomp_test_threads", "oomp_test_reads", "oomp_test_readv",
+    "oomp_test_writes", "oomp_test_pwrite64", "oomp_test_packets", "oomp_test_rand",
+    "oomp_test_rw_below", "oomp_test_packets_udp",
+]
+NEEDED_PROGS = SEED_PROGS + ["oomp_work", "ballast"]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if Path(str(item.fspath)).name.startswith("test_e2e_"):
+            item.add_marker(pytest.mark.usefixtures("e2e_session"))
+
+
+@pytest.fixture(scope="session")
+def e2e_session():
+    """Lock, root, ./oomkiller and the workloads: fail (never skip) without them."""
+    fd = os.open(K.LOCK_PATH, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{K.LOCK_PATH} still held by another run after {LOCK_WAIT}s")
+                time.sleep(1)
+        if os.geteuid() != 0:
+            pytest.fail("the e2e tests load BPF programs and kill processes: run them as root "
+                        "(sudo make test)")
+        if not os.access(K.OOMKILLER, os.X_OK):
+            pytest.fail(f"{K.OOMKILLER} missing: run make")
+        missing = [p for p in NEEDED_PROGS if not os.access(K.PROGS / p, os.X_OK)]
+        if missing:
+            pytest.fail(f"workloads missing in {K.PROGS}: {' '.join(missing)}: run make progs")
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+@pytest.fixture(scope="module")
+def gate_open_ballast(e2e_session):
+    """Used memory at least 1.5 GiB above the default gate (1 GiB) for the module."""
+    with K.Ballast.opening(1 * K.GiB) as b:
+        used = K.mem_used()
+        assert used >= K.GiB + int(1.4 * K.GiB), f"ballast up but only {used} bytes in use"
+        yield b
+
+
+@pytest.fixture(scope="module")
+def default_killer(gate_open_ballast):
+    """./oomkiller with the default policy, gate open, shared by a module's tests."""
+    with K.Killer() as k:
+        yield k
+
+
+@pytest.fixture(scope="module")
+def bystander(default_killer):
+    """A compliant target (name has oomp, crosses nothing) that must outlive the module."""
+    with K.Workload("oomp_work", "sleep", "0", "--then-sleep", "--timeout", "900",
+                    progress=True) as w:
+        assert w.wait_state(K.S_SLEEPING), "bystander did not reach pause()"
+        yield w

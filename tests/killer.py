@@ -1,0 +1,540 @@
+"""Helpers for the end-to-end tests: the real killer, workloads, memory ballast.
+
+Every process started here is reaped, and killed if still running, when its
+context manager exits, whatever happened inside. Every wait has a timeout.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+ROOT = Path(__file__).resolve().parent.parent
+OOMKILLER = ROOT / "oomkiller"
+PROGS = ROOT / "build" / "progs"
+LOCK_PATH = "/tmp/oomkiller-e2e.lock"
+ATTACH_ENV = "OOMKILLER_TEST_ATTACH"
+
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+
+READY_TIMEOUT = 30.0   # killer: from start to its ready line
+STOP_TIMEOUT = 15.0    # killer: from SIGTERM/SIGINT to exit
+RUN_TIMEOUT = 60.0     # one workload run
+
+# Default policy (issue 2), as the tests rely on it.
+LIMITS = {"fds": 100, "writes": 100, "read-bytes": 10 * MiB, "threads": 100,
+          "rand": 100, "tcp-packets": 1000}
+
+
+def rule_key(name: str) -> str:
+    """A rule name in a comparable form: 'read-bytes', 'read_bytes' → 'readbytes'."""
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+# ---- memory, as sysinfo(2) reports it ---------------------------------------
+
+class _Sysinfo(ctypes.Structure):
+    _fields_ = [
+        ("uptime", ctypes.c_long),
+        ("loads", ctypes.c_ulong * 3),
+        ("totalram", ctypes.c_ulong),
+        ("freeram", ctypes.c_ulong),
+        ("sharedram", ctypes.c_ulong),
+        ("bufferram", ctypes.c_ulong),
+        ("totalswap", ctypes.c_ulong),
+        ("freeswap", ctypes.c_ulong),
+        ("procs", ctypes.c_ushort),
+        ("pad", ctypes.c_ushort),
+        ("totalhigh", ctypes.c_ulong),
+        ("freehigh", ctypes.c_ulong),
+        ("mem_unit", ctypes.c_uint),
+        ("_f", ctypes.c_char * 8),
+    ]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.sysinfo.argtypes = [ctypes.POINTER(_Sysinfo)]
+_libc.sysinfo.restype = ctypes.c_int
+
+
+def _sysinfo() -> _Sysinfo:
+    si = _Sysinfo()
+    if _libc.sysinfo(ctypes.byref(si)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return si
+
+
+def mem_used() -> int:
+    """Bytes in use exactly as the killer's gate sees it: (totalram - freeram) * mem_unit."""
+    si = _sysinfo()
+    return (si.totalram - si.freeram) * si.mem_unit
+
+
+def mem_total() -> int:
+    si = _sysinfo()
+    return si.totalram * si.mem_unit
+
+
+# ---- small process helpers ---------------------------------------------------
+
+def attach_args() -> list[str]:
+    fam = os.environ.get(ATTACH_ENV)
+    return ["--attach", fam] if fam else []
+
+
+def alive(pid: int) -> bool:
+    """True while pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat[stat.rindex(b")") + 2:][:1] not in (b"Z", b"X")
+
+
+def _kill_and_reap(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass  # unkillable (D state): nothing more we can do; reported by the caller's asserts
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe:
+            pipe.close()
+
+
+def wait_until(pred: Callable[[], object], timeout: float, step: float = 0.02):
+    """Poll pred until it returns something true or timeout passes; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(step)
+
+
+def _read_line(fd: int, timeout: float) -> Optional[bytes]:
+    """One line from a pipe within timeout, without blocking past it (None on timeout/EOF)."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                return None
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return None
+            buf += chunk
+    return buf
+
+
+# ---- the killer --------------------------------------------------------------
+
+class KillerFailed(AssertionError):
+    pass
+
+
+class Killer:
+    """./oomkiller ARGS --json [--attach X], from its ready line until stopped.
+
+    with Killer("--max-writes", "10") as k:
+        ...
+        ev = k.wait_event(pid=1234, kind="kill")
+    On exit: SIGTERM, wait, assert exit status 0 (unless the body raised), and
+    SIGKILL if it did not stop.
+    """
+
+    def __init__(self, *args: str, json_events: bool = True, attach: bool = True,
+                 ready_timeout: float = READY_TIMEOUT, stop_timeout: float = STOP_TIMEOUT):
+        self.args = [str(OOMKILLER), *map(str, args)]
+        if json_events:
+            self.args.append("--json")
+        if attach:
+            self.args += attach_args()
+        self.ready_timeout = ready_timeout
+        self.stop_timeout = stop_timeout
+        self.proc: Optional[subprocess.Popen] = None
+        self.events: list[dict] = []
+        self.stdout_lines: list[str] = []
+        self.stderr_lines: list[str] = []
+        self.ready_line: Optional[str] = None
+        self.returncode: Optional[int] = None
+        self._cond = threading.Condition()
+        self._readers: list[threading.Thread] = []
+
+    # -- lifecycle
+    def __enter__(self) -> "Killer":
+        self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.stop()
+        else:
+            self.stop(check=False)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+        try:
+            for target, stream in ((self._read_stdout, self.proc.stdout),
+                                   (self._read_stderr, self.proc.stderr)):
+                t = threading.Thread(target=target, args=(stream,), daemon=True)
+                t.start()
+                self._readers.append(t)
+            with self._cond:
+                ok = self._cond.wait_for(lambda: self.ready_line is not None or
+                                         self.proc.poll() is not None, self.ready_timeout)
+            if self.ready_line is None:
+                rc = self.proc.poll()
+                self._reap()
+                why = f"exited with {rc}" if rc is not None else \
+                    f"no ready line within {self.ready_timeout:.0f}s" if not ok else "no ready line"
+                raise KillerFailed(f"{' '.join(self.args)}: {why}; stderr:\n" + self.stderr_text())
+        except BaseException:
+            self._reap()
+            raise
+
+    def _read_stdout(self, stream) -> None:
+        for line in stream:
+            line = line.rstrip("\n")
+            with self._cond:
+                self.stdout_lines.append(line)
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    ev = None
+                if isinstance(ev, dict):
+                    self.events.append(ev)
+                self._cond.notify_all()
+
+    def _read_stderr(self, stream) -> None:
+        for line in stream:
+            line = line.rstrip("\n")
+            with self._cond:
+                self.stderr_lines.append(line)
+                if self.ready_line is None and line.startswith("oomkiller: ready"):
+                    self.ready_line = line
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def send_signal(self, sig: int) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM, check: bool = True) -> Optional[int]:
+        """Send sig, wait for exit, return the exit status; assert it is 0 when check."""
+        if self.proc is None:
+            return None
+        if self.returncode is None:
+            self.send_signal(sig)
+            try:
+                self.returncode = self.proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self._reap()
+                if check:
+                    raise KillerFailed(f"killer did not exit within {self.stop_timeout:.0f}s of "
+                                       f"{signal.Signals(sig).name}; stderr:\n" + self.stderr_text())
+            self._reap()
+        if check and self.returncode != 0:
+            raise KillerFailed(f"killer exited with {self.returncode} after "
+                               f"{signal.Signals(sig).name}, expected 0; stderr:\n" + self.stderr_text())
+        return self.returncode
+
+    def _reap(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.returncode = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for t in self._readers:
+            t.join(timeout=5)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe:
+                pipe.close()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stderr_text(self) -> str:
+        with self._cond:
+            return "\n".join(self.stderr_lines)
+
+    # -- events
+    def find_events(self, pid: Optional[int] = None, kind: Optional[str] = None,
+                    rule: Optional[str] = None) -> list[dict]:
+        with self._cond:
+            evs = list(self.events)
+        return [e for e in evs
+                if (pid is None or e.get("pid") == pid)
+                and (kind is None or e.get("event") == kind)
+                and (rule is None or rule_key(e.get("rule", "")) == rule_key(rule))]
+
+    def wait_event(self, pid: Optional[int] = None, kind: Optional[str] = None,
+                   rule: Optional[str] = None, timeout: float = 5.0) -> Optional[dict]:
+        """First event matching pid/kind/rule, waiting up to timeout; None if none came."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [e for e in self.events
+                         if (pid is None or e.get("pid") == pid)
+                         and (kind is None or e.get("event") == kind)
+                         and (rule is None or rule_key(e.get("rule", "")) == rule_key(rule))]
+                left = deadline - time.monotonic()
+                if found or left <= 0:
+                    return found[0] if found else None
+                self._cond.wait(left)
+
+
+# ---- workloads ---------------------------------------------------------------
+
+# oomp_work's progress file: u64 slots (tests/progs/oomp_work.c, enum prog_slot)
+P_MAGIC, P_DONE, P_STATE, P_IMAGE, P_PID, P_TOTAL, P_BASE = range(7)
+PROG_MAGIC = 0x706D6F6F
+S_RUNNING, S_FINISHED, S_SLEEPING = 1, 2, 3
+
+
+class Result:
+    def __init__(self, pid: int, returncode: int, stdout: str, stderr: str,
+                 progress: Optional[tuple], out_size: Optional[int], args: list[str]):
+        self.pid, self.returncode, self.stdout, self.stderr = pid, returncode, stdout, stderr
+        self.progress, self.out_size, self.args = progress, out_size, args
+
+    @property
+    def killed(self) -> bool:
+        return self.returncode == -signal.SIGKILL
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def done(self) -> Optional[int]:
+        return self.progress[P_DONE] if self.progress else None
+
+    def describe(self) -> str:
+        rc = self.returncode
+        how = f"signal {signal.Signals(-rc).name}" if rc < 0 else f"exit {rc}"
+        prog = ""
+        if self.progress:
+            prog = (f" progress done={self.progress[P_DONE]} total={self.progress[P_TOTAL]} "
+                    f"base={self.progress[P_BASE]} state={self.progress[P_STATE]}")
+        size = f" out_size={self.out_size}" if self.out_size is not None else ""
+        return (f"{' '.join(self.args)} (pid {self.pid}): {how}{prog}{size}; "
+                f"stdout={self.stdout.strip()!r} stderr={self.stderr.strip()!r}")
+
+    def __repr__(self) -> str:
+        return f"<Result {self.describe()}>"
+
+
+def prog_path(prog: Union[str, Path]) -> Path:
+    p = Path(prog)
+    return p if p.is_absolute() else PROGS / p
+
+
+class Workload:
+    """A workload process: `with Workload("oomp_work", "write", "100", out=True) as w`.
+
+    progress=True passes `-p FILE` (oomp_work's progress file); out=True passes
+    `-o FILE` for the write ops. The process is killed and reaped on exit.
+    """
+
+    def __init__(self, prog: Union[str, Path], *args: object, progress: bool = False,
+                 out: bool = False):
+        self.path = prog_path(prog)
+        self.tmp = Path(tempfile.mkdtemp(prefix="oomk-e2e-"))
+        self.progress_path = self.tmp / "progress" if progress else None
+        self.out_path = self.tmp / "out" if out else None
+        self.args = [str(self.path), *map(str, args)]
+        if self.progress_path:
+            self.args += ["-p", str(self.progress_path)]
+        if self.out_path:
+            self.args += ["-o", str(self.out_path)]
+        self.proc: Optional[subprocess.Popen] = None
+        self.result: Optional[Result] = None
+
+    def __enter__(self) -> "Workload":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, cwd=self.tmp)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None and alive(self.proc.pid)
+
+    def progress(self) -> Optional[tuple]:
+        if not self.progress_path:
+            return None
+        try:
+            data = self.progress_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        if len(data) < 64:
+            return None
+        slots = struct.unpack("<8Q", data[:64])
+        return slots if slots[P_MAGIC] == PROG_MAGIC else None
+
+    def out_size(self) -> Optional[int]:
+        if not self.out_path:
+            return None
+        try:
+            return self.out_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def wait_state(self, state: int, timeout: float = 10.0) -> bool:
+        """Wait until the progress file shows state (or the process exits); True if reached."""
+        def reached():
+            p = self.progress()
+            return (p is not None and p[P_STATE] == state) or not self.alive()
+        wait_until(reached, timeout)
+        p = self.progress()
+        return p is not None and p[P_STATE] == state
+
+    def wait(self, timeout: float = RUN_TIMEOUT) -> Result:
+        """Wait for exit (kill it if it overruns: the result then shows SIGKILL from us,
+        so `timed_out` is set) and collect its result."""
+        assert self.proc is not None
+        self.timed_out = False
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.timed_out = True
+            self.proc.kill()
+            out, err = self.proc.communicate(timeout=10)
+            err += f"\n[test harness: killed after {timeout}s timeout]"
+        self.result = Result(self.proc.pid, self.proc.returncode, out, err, self.progress(),
+                             self.out_size(), self.args)
+        return self.result
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            _kill_and_reap(self.proc)
+
+    def close(self) -> None:
+        try:
+            self.kill()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def run(prog: Union[str, Path], *args: object, timeout: float = RUN_TIMEOUT,
+        progress: bool = False, out: bool = False) -> Result:
+    """Run a workload to its end (or kill it at timeout) and return its Result."""
+    with Workload(prog, *args, progress=progress, out=out) as w:
+        res = w.wait(timeout)
+        if w.timed_out:
+            raise AssertionError(f"workload overran its {timeout}s timeout: {res.describe()}")
+        return res
+
+
+def work(*args: object, **kw) -> Result:
+    """run("oomp_work", *args) with its progress file."""
+    kw.setdefault("progress", True)
+    return run("oomp_work", *args, **kw)
+
+
+def plain_copy(dest_dir: Path, name: str = "plainwork") -> Path:
+    """oomp_work copied under a name without the target substring."""
+    assert "oomp" not in name
+    dest = Path(dest_dir) / name
+    shutil.copy2(PROGS / "oomp_work", dest)
+    return dest
+
+
+# ---- memory ballast ----------------------------------------------------------
+
+class Ballast:
+    """A non-target process holding `nbytes` of touched anonymous memory.
+
+    `Ballast.opening(gate)` sizes it so that used memory ends at least
+    `margin` above `gate`, from the current sysinfo().
+    """
+
+    def __init__(self, nbytes: int, ready_timeout: float = 60.0):
+        self.nbytes = max(int(nbytes), 1 * MiB)
+        self.ready_timeout = ready_timeout
+        self.proc: Optional[subprocess.Popen] = None
+
+    @classmethod
+    def opening(cls, gate: int, margin: int = int(1.5 * GiB), slack: int = 256 * MiB) -> "Ballast":
+        return cls(gate + margin + slack - mem_used())
+
+    def __enter__(self) -> "Ballast":
+        total = mem_total()
+        if self.nbytes > total - 2 * GiB:
+            raise AssertionError(f"ballast of {self.nbytes} bytes would not fit in {total} bytes of RAM")
+        path = PROGS / "ballast"
+        assert "oomp" not in path.name
+        self.proc = subprocess.Popen([str(path), str(self.nbytes), "900"], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            line = _read_line(self.proc.stdout.fileno(), self.ready_timeout)
+            if not line or not line.startswith(b"ready"):
+                raise AssertionError(f"ballast of {self.nbytes} bytes not ready within "
+                                     f"{self.ready_timeout}s (got {line!r}, exit {self.proc.poll()})")
+        except BaseException:
+            _kill_and_reap(self.proc)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.proc is not None:
+            _kill_and_reap(self.proc)
+            self.proc = None
+
+
+# ---- bpftool -------------------------------------------------------------------
+
+def bpf_prog_ids() -> set[int]:
+    """Ids of all BPF programs loaded in the kernel (bpftool -j prog list)."""
+    out = subprocess.run(["bpftool", "-j", "prog", "list"], capture_output=True, text=True,
+                         timeout=30, check=True).stdout
+    return {p["id"] for p in json.loads(out or "[]")}
+
+
+def bpf_prog_names(ids: Sequence[int]) -> dict[int, str]:
+    out = subprocess.run(["bpftool", "-j", "prog", "list"], capture_output=True, text=True,
+                         timeout=30, check=True).stdout
+    return {p["id"]: p.get("name", "?") for p in json.loads(out or "[]") if p["id"] in set(ids)}
