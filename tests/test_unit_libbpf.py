@@ -83,7 +83,8 @@ def test_negative_return_becomes_oserror():
     with pytest.raises(OSError) as ei:
         _libbpf.INT(-errno.EPERM, fn, ())
     assert ei.value.errno == errno.EPERM
-    assert "bpf_object__load" in str(ei.value)
+    assert ei.value.strerror == "Operation not permitted"
+    assert ei.value.filename == "bpf_object__load"
     assert _libbpf.INT(3, fn, ()) == 3
 
 
@@ -94,6 +95,12 @@ def test_null_return_becomes_oserror_from_errno():
     with pytest.raises(OSError) as ei:
         lib.bpf_object__open_mem(b"not an elf file", 15, ctypes.byref(opts))
     assert ei.value.errno not in (None, 0)
+    assert "Unknown error" not in ei.value.strerror  # libbpf's 4001 has a text
+
+
+def test_libbpf_private_errno_text():
+    _libbpf.libbpf()
+    assert _libbpf.strerror(4001) == "BPF object format invalid"
 
 
 def test_never_oserror_zero():
@@ -223,3 +230,10 @@ def test_format_va_list_formats_a_real_va_list():
     va = _X86VaList(48, 304, ctypes.addressof(args), ctypes.addressof(regs))
     text = _libbpf.format_va_list(b"prog '%s': error %d, 100%%\n", ctypes.addressof(va))
     assert text == "prog 'tp_sys_exit': error 4242, 100%\n"
+
+
+def test_missing_libbpf_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(_libbpf, "_libbpf", None)
+    monkeypatch.setattr(_libbpf, "LIBBPF_SONAME", "libbpf.so.999")
+    with pytest.raises(_libbpf.LibraryMissing, match="cannot load libbpf.so.999.*apt-get install libbpf1"):
+        _libbpf.libbpf()

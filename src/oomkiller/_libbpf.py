@@ -127,10 +127,23 @@ PrintFn = CFUNCTYPE(c_int, c_int, c_char_p, c_void_p)
 RingBufferSampleFn = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t)
 
 
+LIBBPF_ERRNO_START, LIBBPF_ERRNO_END = 4000, 4100  # libbpf's own codes (libbpf.h)
+
+
+def strerror(err: int) -> str:
+    """os.strerror, plus libbpf's private codes (4001: "BPF object format invalid")."""
+    if LIBBPF_ERRNO_START <= err < LIBBPF_ERRNO_END and _libbpf is not None:
+        buf = ctypes.create_string_buffer(128)
+        _libbpf.libbpf_strerror(err, buf, len(buf))
+        return buf.value.decode("utf-8", "replace")
+    return os.strerror(err)
+
+
 def raise_errno(err: int, what: str) -> None:
-    """The one place a libbpf/libc failure becomes an exception."""
+    """The one place a libbpf/libc failure becomes an exception:
+    OSError(errno, strerror, <function name>)."""
     err = abs(err) or 1  # never OSError(0): "Success" would mislead
-    raise OSError(err, f"{what}: {os.strerror(err)}")
+    raise OSError(err, strerror(err), what)
 
 
 def _check_int(result: int, func: Any, args: tuple) -> int:
@@ -184,6 +197,7 @@ LIBBPF_FUNCS: tuple[Decl, ...] = (
     ("bpf_map_get_next_key", c_int, [c_int, c_void_p, c_void_p], INT),
     ("bpf_map_lookup_elem", c_int, [c_int, c_void_p, c_void_p], INT),
     ("libbpf_set_print", c_void_p, [PrintFn], None),
+    ("libbpf_strerror", c_int, [c_int, ctypes.c_char_p, c_size_t], None),
 )
 
 LIBC_FUNCS: tuple[Decl, ...] = (

@@ -210,12 +210,9 @@ def fail(message: str) -> int:
     return EXIT_FAILURE
 
 
-def run(settings: Settings) -> int:
+def run(settings: Settings, stopper: Stopper) -> int:
     if not has_bpf_privileges(effective_caps()):
         return fail("need root, or CAP_BPF and CAP_PERFMON: run it with sudo")
-    stopper = Stopper()
-    signal.signal(signal.SIGINT, stopper)
-    signal.signal(signal.SIGTERM, stopper)
     # Imported here so --help, --version and bad arguments never touch libbpf.
     from oomkiller import loader
     from oomkiller.bpflog import LibbpfLog
@@ -246,15 +243,15 @@ def run(settings: Settings) -> int:
         if settings.verbose:
             traceback.print_exc()
         return fail(f"{e.strerror or e}: run with -v for details")
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
+    # First thing: a stop request at any point of setup means a clean exit 0.
+    stopper = Stopper()
+    old = {sig: signal.signal(sig, stopper) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         settings = parse_settings(argv)
-        code = run(settings)
+        code = run(settings, stopper)
     except KeyboardInterrupt:
         code = EXIT_OK
     except SystemExit:
@@ -264,4 +261,7 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
         if any(a == "--verbose" or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args):
             traceback.print_exc()
         code = fail(f"internal error: {type(e).__name__}: {e}: run with -v and report it")
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     sys.exit(code)

@@ -179,7 +179,7 @@ class KernelProbe:
                 lib.bpf_object__load(obj)
             except OSError as e:
                 why = (f"BPF trampolines refused: {prog.section} does not load "
-                       f"({os.strerror(e.errno or errno.EINVAL)})")
+                       f"({e.strerror})")
             finally:
                 if obj:
                     lib.bpf_object__close(obj)
@@ -408,8 +408,9 @@ class Killer:
         try:
             self.lib.bpf_object__load(self.obj)
         except OSError as e:
-            raise LoadFailed(f"failed to load BPF program: {os.strerror(e.errno)}: "
-                             "run with -v to see the verifier log") from None
+            hint = ("the verifier's log is above" if self.s.verbose
+                    else "run with -v to see the verifier log")
+            raise LoadFailed(f"failed to load BPF program: {e.strerror}: {hint}") from None
         for p in iter_programs(self.lib, self.obj):
             if not self.lib.bpf_program__autoload(p):
                 continue
@@ -422,7 +423,7 @@ class Killer:
             try:
                 self.links.append(self.lib.bpf_program__attach(p))
             except OSError as e:
-                raise AttachFailed(f"failed to attach {name} ({section}): {os.strerror(e.errno)}: "
+                raise AttachFailed(f"failed to attach {name} ({section}): {e.strerror}: "
                                    "run with -v for libbpf's log") from None
         if self.sweep_fd < 0:
             raise SetupError("the BPF object has no sweep program: rebuild it with make")
@@ -432,8 +433,8 @@ class Killer:
             raise SetupError("the BPF object has no events map: rebuild it with make")
         self.events_fd = self.lib.bpf_map__fd(events_map)
         self.rb = self.lib.ring_buffer__new(self.events_fd, self._sample_cb, None, None)
-        self.say(f"attached {len(self.links)} programs: " +
-                 " ".join(n for n in plan.autoload))
+        self.say(f"loaded {len(plan.autoload)} programs, attached {len(self.links)}: "
+                 + " ".join(plan.autoload))
 
     # -- running -----------------------------------------------------------
 
