@@ -153,7 +153,7 @@ def test_unit_hardening():
     assert s["Type"] == "simple"
     assert s["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert s["Restart"] == "on-failure"
-    assert set(s["CapabilityBoundingSet"].split()) == {"CAP_BPF", "CAP_PERFMON"}
+    assert set(s["CapabilityBoundingSet"].split()) == {"CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN"}
     for key in ("NoNewPrivileges", "ProtectHome", "PrivateTmp", "ProtectKernelModules",
                 "ProtectControlGroups", "RestrictNamespaces", "LockPersonality",
                 "MemoryDenyWriteExecute"):
