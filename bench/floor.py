@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Hold the floor programs (bench/floor.bpf.c) attached until stdin closes.
 
-Usage: floor.py OBJECT [--no-rand]
+Usage: floor.py OBJECT [--only NAME,...]
 
 Prints "floor: ready" on stdout once every program is attached. The links
 are plain fds owned by this process and never pinned, so they go when it
@@ -39,15 +39,18 @@ def _fail(what: str) -> None:
 
 def main() -> None:
     if len(sys.argv) < 2:
-        print("usage: floor.py OBJECT [--no-rand]", file=sys.stderr)
+        print("usage: floor.py OBJECT [--only NAME,...]", file=sys.stderr)
         sys.exit(2)
     obj = _lib.bpf_object__open_file(sys.argv[1].encode(), None)
     if not obj:
         _fail("open " + sys.argv[1])
-    if "--no-rand" in sys.argv[2:]:
-        prog = _lib.bpf_object__find_program_by_name(obj, b"floor_rand")
-        if prog:
-            _lib.bpf_program__set_autoload(prog, False)
+    if len(sys.argv) == 4 and sys.argv[2] == "--only":
+        keep = set(sys.argv[3].split(","))
+        prog = _lib.bpf_object__next_program(obj, None)
+        while prog:
+            if _lib.bpf_program__name(prog).decode() not in keep:
+                _lib.bpf_program__set_autoload(prog, False)
+            prog = _lib.bpf_object__next_program(obj, prog)
     ret = _lib.bpf_object__load(obj)
     if ret < 0:
         ctypes.set_errno(-ret)

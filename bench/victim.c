@@ -21,6 +21,7 @@
  * rand   libc rand()
  * tcp    send(2) 16 bytes on a TCP_NODELAY socket  port of the driver's sink
  * sleep  K writes to a file, then pause() forever  the file
+ * self   nothing; at K it sends itself SIGKILL (the latency reference)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -28,6 +29,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,7 +129,7 @@ int main(int argc, char **argv)
 			rl.rlim_cur = rl.rlim_max < maxops + 64 ? rl.rlim_max : maxops + 64;
 			setrlimit(RLIMIT_NOFILE, &rl);
 		}
-	} else if (strcmp(rule, "threads") && strcmp(rule, "rand")) {
+	} else if (strcmp(rule, "threads") && strcmp(rule, "rand") && strcmp(rule, "self")) {
 		fprintf(stderr, "%s: unknown rule %s\n", argv[0], rule);
 		return 2;
 	}
@@ -141,7 +143,7 @@ int main(int argc, char **argv)
 		p->started = i;
 		if (i == k)
 			p->t_cross_ns = now_ns();
-		switch (rule[0]) {
+		switch (rule[0] == 's' && rule[1] == 'e' ? 'S' : rule[0]) {
 		case 'w':	/* writes */
 		case 's':	/* sleep */
 			if (write(fd, "x", 1) != 1)
@@ -159,6 +161,8 @@ int main(int argc, char **argv)
 			} else {		/* rand */
 				p->last = rand();
 			}
+			break;
+		case 'S':
 			break;
 		case 'f': {			/* fds */
 			int nfd = open("/dev/null", O_RDONLY);
@@ -181,6 +185,8 @@ int main(int argc, char **argv)
 			}
 			break;
 		}
+		if (rule[0] == 's' && rule[1] == 'e' && i == k)
+			kill(getpid(), SIGKILL);
 		if (pace_us > 0)
 			nanosleep(&pace, NULL);
 	}
