@@ -53,6 +53,7 @@ enum prog_slot {
 	P_PID,
 	P_TOTAL,	/* units completed over all images */
 	P_BASE,		/* units the process had before its work (--total) */
+	P_MSS,		/* tcp-send: the connection's MSS (TCP_MAXSEG) */
 	P_SLOTS = 8,
 };
 enum prog_state { S_RUNNING = 1, S_FINISHED = 2, S_SLEEPING = 3 };
@@ -71,7 +72,7 @@ static const char *via = "send";
 static long chunk = -1;
 static int opt_total, opt_sleep, opt_exec_reset, opt_in_thread, opt_quiet;
 static int opt_nodelay, opt_concurrent, image;
-static long fd_base = 1000, fd_stride = 37;
+static long fd_base = 1000, fd_stride = 37, maxseg, segs;
 static unsigned timeout_s = 120;
 static char **saved_argv;
 static int saved_argc;
@@ -495,6 +496,8 @@ static void op_tcp(long long n)
 	long c = chunk > 0 ? chunk : 16;
 	struct sockaddr_in addr;
 	int lfd = listener(SOCK_STREAM, &addr), cfd, sfd, one = 1;
+	int maxseg_i = (int)maxseg, mss = 0;
+	socklen_t mlen = sizeof(mss);
 	int mfd = -1, pfd[2] = { -1, -1 };
 	char *buf = malloc(c);
 	pthread_t th;
@@ -509,11 +512,26 @@ static void op_tcp(long long n)
 	if (opt_nodelay && setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one,
 				      sizeof(one)))
 		die("TCP_NODELAY");
+	if (maxseg && setsockopt(cfd, IPPROTO_TCP, TCP_MAXSEG, &maxseg_i,
+				 sizeof(maxseg_i)))
+		die("TCP_MAXSEG");
 	if (connect(cfd, (struct sockaddr *)&addr, sizeof(addr)))
 		die("connect");
 	sfd = accept(lfd, NULL, NULL);
 	if (sfd < 0)
 		die("accept");
+	/* connected: TCP_MAXSEG reads back the MSS in use (tp->mss_cache) */
+	if (getsockopt(cfd, IPPROTO_TCP, TCP_MAXSEG, &mss, &mlen))
+		die("getsockopt TCP_MAXSEG");
+	prog[P_MSS] = mss;
+	if (segs > 0) {
+		/* --segs K: K*mss - mss/2 bytes, which is K segments */
+		c = segs * mss - mss / 2;
+		buf = realloc(buf, c);
+		if (!buf)
+			die("realloc");
+		memset(buf, 't', c);
+	}
 	/* receiver in a thread, so large sends never block on a full buffer */
 	errno = pthread_create(&th, NULL, drain, (void *)(long)sfd);
 	if (errno)
@@ -683,7 +701,8 @@ static void usage(void)
 	dprintf(2, "usage: oomp_work OP COUNT [-o OUT] [-i IN] [-p PROGRESS] "
 		"[-c CHUNK] [--total] [--then-sleep] [--exec-reset] "
 		"[--in-thread] [--rename NAME] [--via HOW] [--nodelay] "
-		"[--base N] [--stride N] [--concurrent] [-q] [--timeout S]\n");
+		"[--base N] [--stride N] [--concurrent] [--maxseg N] [--segs K] "
+		"[-q] [--timeout S]\n");
 	exit(2);
 }
 
@@ -707,6 +726,8 @@ int main(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "image", required_argument, NULL, 'I' },
+		{ "maxseg", required_argument, NULL, 'M' },
+		{ "segs", required_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct rlimit rl;
@@ -733,6 +754,8 @@ int main(int argc, char **argv)
 		case 'q': opt_quiet = 1; break;
 		case 't': timeout_s = atoi(optarg); break;
 		case 'I': image = atoi(optarg); break;
+		case 'M': maxseg = atol(optarg); break;
+		case 'K': segs = atol(optarg); break;
 		default: usage();
 		}
 	}
