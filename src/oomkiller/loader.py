@@ -472,6 +472,35 @@ class Killer:
         return (f"oomkiller: ready: families {fams} rand=uprobe; policy {self.s.policy_text()}; "
                 f"memory used {format_size(used)} ({gate})")
 
+    def tracked(self) -> tuple[int, int]:
+        """(processes in `procs`, of which condemned): a -v summary at stop."""
+        procs = self.lib.bpf_object__find_map_by_name(self.obj, b"procs")
+        fd = self.lib.bpf_map__fd(procs)
+        key, next_key, value = ctypes.c_uint32(), ctypes.c_uint32(), abi.OomkProc()
+        count = condemned = 0
+        first = True
+        while count <= self.s.capacity:  # entries come and go while we walk
+            try:
+                self.lib.bpf_map_get_next_key(fd, None if first else byref(key), byref(next_key))
+            except FileNotFoundError:  # ENOENT: past the last key
+                break
+            first = False
+            key.value = next_key.value
+            try:
+                self.lib.bpf_map_lookup_elem(fd, byref(key), byref(value))
+            except FileNotFoundError:  # exited meanwhile
+                continue
+            count += 1
+            condemned += bool(value.condemned)
+        return count, condemned
+
+    def summary(self) -> str:
+        st = self.stats
+        count, condemned = self.tracked()
+        return (f"stopping: {st.samples} samples, {st.kills} kills, {st.dry_runs} dry-runs, "
+                f"{st.condemned} condemned, {st.sweeps} sweeps; tracking {count} "
+                f"processes ({condemned} condemned)")
+
     def _on_event(self, ctx: int, data: int, size: int) -> int:
         # Runs inside ring_buffer__poll(): exceptions can't propagate through C.
         try:
@@ -504,3 +533,5 @@ class Killer:
                     next_tick = now + interval
         if not self.output_closed:
             self.lib.ring_buffer__consume(self.rb)  # events already in flight
+        if self.s.verbose:
+            self.say(self.summary())
