@@ -1,0 +1,111 @@
+#!/bin/sh
+# Boot the VM lane's guest and run one shell command in it, in this project's
+# directory, as root, over this machine's own root filesystem.
+#
+#   vm/run.sh [--] CMD
+#
+# CMD's stdout and stderr come back on ours, as it runs; we exit with CMD's
+# status. The guest console (kernel messages, virtme's own chatter) goes to
+# $OUT/console.log and is shown only when the guest fails to report a status.
+#
+# Environment (set by mk/vm.mk): VNG, VM_CACHE, VM_MEMORY, VM_CPUS, KERNEL,
+# MODULES, VM_TIMEOUT (seconds, default 1800), VM_OUT (results folder,
+# default a fresh one under build/vm-out).
+set -eu
+PATH=$PATH:/usr/sbin:/sbin
+
+[ "${1:-}" = -- ] && shift
+[ $# -eq 1 ] || { echo "usage: vm/run.sh [--] CMD" >&2; exit 2; }
+CMD=$1
+
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+VNG=${VNG:-$HERE/build/vm-venv/bin/vng}
+case $VNG in /*) ;; *) VNG=$HERE/$VNG ;; esac
+[ -x "$VNG" ] || { echo "vm: $VNG missing: run: make vm-deps" >&2; exit 1; }
+# vng starts virtme-run from PATH.
+PATH=$(dirname "$VNG"):$PATH
+
+# Which kernel: the user's, or Debian unstable's (fetched and cached).
+if [ -n "${KERNEL:-}" ]; then
+	set -- $("$HERE/vm/prep-kernel.sh" "$KERNEL" "${MODULES:-}")
+else
+	set -- $("$HERE/vm/fetch-kernel.sh")
+fi
+VMLINUZ=$1
+
+OUT=${VM_OUT:-}
+if [ -z "$OUT" ]; then
+	mkdir -p "$HERE/build/vm-out"
+	OUT=$(mktemp -d "$HERE/build/vm-out/run.XXXXXX")
+fi
+mkdir -p "$OUT"
+rm -f "$OUT/rc" "$OUT/started"
+: >"$OUT/stdout"
+: >"$OUT/stderr"
+
+printf '%s\n' "$CMD" >"$OUT/cmd"
+
+vng_pid=
+cleanup() {
+	# timeout(1) leads its own process group: signal it and it passes the
+	# signal on to vng and QEMU.
+	[ -n "$vng_pid" ] && kill -TERM "$vng_pid" 2>/dev/null || true
+}
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+
+t0=$(date +%s)
+timeout -k 10 "${VM_TIMEOUT:-1800}" "$VNG" -r "$VMLINUZ" \
+	--force-9p --disable-kvm --verbose \
+	--memory "${VM_MEMORY:-4G}" --cpus "${VM_CPUS:-2}" \
+	--overlay-rwdir "$HERE" --rwdir "$OUT" \
+	--exec "'$HERE/vm/guest-exec.sh' '$OUT'" </dev/null >"$OUT/console.log" 2>&1 &
+vng_pid=$!
+
+# Stream CMD's output while the guest runs; tail exits once vng has gone.
+tail -q -n +1 --pid="$vng_pid" -F "$OUT/stdout" 2>/dev/null &
+t1=$!
+tail -q -n +1 --pid="$vng_pid" -F "$OUT/stderr" >&2 2>/dev/null &
+t2=$!
+
+# Watch the boot: a kernel that panics before init may leave QEMU idling
+# rather than exiting, so don't wait the whole VM_TIMEOUT for it.
+boot_limit=${VM_BOOT_TIMEOUT:-300}
+why=
+while kill -0 "$vng_pid" 2>/dev/null; do
+	if [ ! -f "$OUT/started" ]; then
+		if grep -q -e 'Kernel panic' -e 'PANIC: early exception' "$OUT/console.log"; then
+			why="the guest kernel panicked at boot"
+		elif [ $(( $(date +%s) - t0 )) -ge "$boot_limit" ]; then
+			why="the guest did not start CMD within ${boot_limit}s"
+		fi
+		if [ -n "$why" ]; then
+			cleanup
+			break
+		fi
+	fi
+	sleep 1
+done
+vng_rc=0
+wait "$vng_pid" || vng_rc=$?
+vng_pid=
+wait "$t1" "$t2" 2>/dev/null || true
+t=$(( $(date +%s) - t0 ))
+
+if [ ! -f "$OUT/rc" ]; then
+	if [ -n "$why" ]; then
+		echo "vm: $why" >&2
+	elif [ "$vng_rc" = 124 ] || [ "$vng_rc" = 137 ]; then
+		echo "vm: guest timed out after ${VM_TIMEOUT:-1800}s" >&2
+	elif [ -f "$OUT/started" ]; then
+		echo "vm: the guest died before CMD finished (vng exit $vng_rc)" >&2
+	else
+		echo "vm: the guest did not boot (vng exit $vng_rc)" >&2
+	fi
+	echo "vm: last console lines ($OUT/console.log):" >&2
+	tail -n 30 "$OUT/console.log" | sed 's/^/vm:   /' >&2
+	exit 125
+fi
+rc=$(cat "$OUT/rc")
+echo "vm: $(uname -m) guest, ${t}s wall, command exited $rc" >&2
+exit "$rc"
