@@ -64,4 +64,5 @@ vm-kernel: | $(BUILD)/.vm-deps
 
 vm-run: export VM_CMD = $(value CMD)
 vm-run: $(VNG)
-	$(Q)vm/run.sh -- "$$VM_CMD"
+	$(Q)rc=0; vm/run.sh -- "$$VM_CMD" || rc=$$?; \
+	[ $$rc = 0 ] || $(PYTHON) vm/make-exit.py $$PPID $$rc; exit $$rc
