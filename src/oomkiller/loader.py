@@ -301,7 +301,10 @@ class Killer:
                 self.say(f"{e}; falling back to the tracepoint family")
                 self.close()
                 self._open_and_check()
-                plan = families.tracepoint_plan(progs, probe)
+                try:
+                    plan = families.tracepoint_plan(progs, probe)
+                except families.FamilyUnavailable as fe:
+                    raise SetupError(f"{e}; and {fe}") from None
                 self._load_and_attach(plan)
         finally:
             probe.close()
@@ -321,7 +324,11 @@ class Killer:
 
     def _open_and_check(self) -> None:
         self.obj = self._open()
-        btf = self.lib.bpf_object__btf(self.obj)
+        try:
+            btf = self.lib.bpf_object__btf(self.obj)
+        except OSError:
+            raise SetupError(f"BPF object {self.obj_origin} has no BTF: rebuild it with make "
+                             "(clang -g)") from None
         for cname, mirror in abi.SHARED_STRUCTS.items():
             size = struct_size(self.lib, btf, cname)
             if size is not None and size != sizeof(mirror):
