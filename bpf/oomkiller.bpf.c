@@ -55,6 +55,10 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } events SEC(".maps");
 
+/* A ring buffer has no value type, so name the record once: it puts
+ * struct oomk_event in the object's BTF for the loader's size check. */
+struct oomk_event *oomk_event_type_ __attribute__((unused));
+
 /* kprobe family only: argument stash between entry and return, by thread. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
