@@ -486,7 +486,9 @@ class Ballast:
     """A non-target process holding `nbytes` of touched anonymous memory.
 
     `Ballast.opening(gate)` sizes it so that used memory ends at least
-    `margin` above `gate`, from the current sysinfo().
+    `margin` above `gate`, from the current sysinfo(), and never smaller than
+    gate + margin itself: other people's processes on a shared machine may
+    free their memory while a test relies on the gate staying open.
     """
 
     def __init__(self, nbytes: int, ready_timeout: float = 60.0):
@@ -496,7 +498,7 @@ class Ballast:
 
     @classmethod
     def opening(cls, gate: int, margin: int = int(1.5 * GiB), slack: int = 256 * MiB) -> "Ballast":
-        return cls(gate + margin + slack - mem_used())
+        return cls(max(gate + margin + slack - mem_used(), gate + margin + slack))
 
     def __enter__(self) -> "Ballast":
         total = mem_total()
