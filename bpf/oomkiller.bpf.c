@@ -319,6 +319,22 @@ static __always_inline void fds_check(struct oomk_proc *p, struct task_struct *t
 		condemn(p, tgid, tid, OOMK_RULE_FDS, n);
 }
 
+/* After a reload the limits may have dropped below counters that already
+ * passed them, and the crossing test (old < limit <= new) would never
+ * fire: judge the entry once against the new limits. */
+static __always_inline void rejudge(struct oomk_proc *p, __u32 tgid, __u32 tid)
+{
+	if (p->generation == cfg.generation)
+		return;
+	p->generation = cfg.generation;
+	for (__u32 r = 0; r < OOMK_RULE_MAX; r++) {
+		if (p->counters[r] >= cfg.limits[r]) {
+			condemn(p, tgid, tid, r, p->counters[r]);
+			break;
+		}
+	}
+}
+
 /* Look up or create the target's entry. A new entry reads the fd level
  * at once, so a target that started before us, or inherited many fds,
  * is judged at its first event. NULL when the map is full. */
@@ -329,9 +345,12 @@ static __always_inline struct oomk_proc *proc_get(struct task_struct *t, __u32 t
 	struct oomk_proc *p, init = {};
 
 	p = bpf_map_lookup_elem(&procs, &tgid);
-	if (p)
+	if (p) {
+		rejudge(p, tgid, tid);
 		return p;
+	}
 	init.start_time = leader->start_time;
+	init.generation = cfg.generation;
 	__builtin_memcpy(init.comm, leader->comm, OOMK_COMM_LEN);
 	if (bpf_map_update_elem(&procs, &tgid, &init, BPF_NOEXIST) &&
 	    !bpf_map_lookup_elem(&procs, &tgid)) {

@@ -64,6 +64,8 @@ struct oomk_proc {
 	__u32 condemned;	/* 0, or rule id + 1 */
 	__u32 state;		/* OOMK_ST_* */
 	char comm[OOMK_COMM_LEN];
+	__u32 generation;	/* limits this entry was last judged by */
+	__u32 _pad;
 };
 
 /* One ring buffer record. */

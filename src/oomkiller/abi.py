@@ -52,6 +52,8 @@ class OomkProc(Structure):
         ("condemned", c_uint32),
         ("state", c_uint32),
         ("comm", c_char * OOMK_COMM_LEN),
+        ("generation", c_uint32),
+        ("_pad", c_uint32),
     ]
 
 

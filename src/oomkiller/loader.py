@@ -331,7 +331,10 @@ class Killer:
                              "(clang -g)") from None
         for cname, mirror in abi.SHARED_STRUCTS.items():
             size = struct_size(self.lib, btf, cname)
-            if size is not None and size != sizeof(mirror):
+            if size is None:
+                raise SetupError(f"struct {cname} is missing from the BPF object's BTF: "
+                                 "rebuild it with make")
+            if size != sizeof(mirror):
                 raise SetupError(f"struct {cname} is {size} bytes in the BPF object but "
                                  f"{sizeof(mirror)} in oomkiller/abi.py: rebuild with make")
 
