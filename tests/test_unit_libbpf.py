@@ -146,7 +146,7 @@ def test_btf_structs():
 
 def test_shared_struct_sizes():
     assert ctypes.sizeof(abi.OomkConfig) == 96
-    assert ctypes.sizeof(abi.OomkProc) == 88
+    assert ctypes.sizeof(abi.OomkProc) == 96
     assert ctypes.sizeof(abi.OomkEvent) == 64
     assert ctypes.sizeof(abi.OomkStats) == 64
 
