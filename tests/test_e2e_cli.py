@@ -55,6 +55,18 @@ def test_dry_run_reports_and_kills_nothing(gate_open_ballast):
         assert not k.find_events(kind="kill")
 
 
+def test_name_option_changes_the_target(gate_open_ballast, tmp_path):
+    plain = K.plain_copy(tmp_path, "plainwork")
+    with K.Killer("--name", "plainw") as k:
+        assert "plainw" in k.ready_line, k.ready_line
+        res = K.run(plain, "write", 150, "-q", progress=True)
+        assert res.killed, f"--name plainw: plainwork must die: {res.describe()}"
+        ev = k.wait_event(pid=res.pid, kind="kill")
+        assert ev is not None and ev["comm"] == "plainwork", k.events
+        other = K.work("write", 150, "-q")
+        assert other.ok, f"--name plainw: oomp_work is no target: {other.describe()}"
+
+
 # ---- shutdown ----------------------------------------------------------------
 
 def _wait_gone(ids, timeout=10.0):

@@ -54,6 +54,7 @@ def test_gate_closed_violator_lives_and_is_condemned(closed_killer, closed_bysta
     assert K.rule_key(ev["rule"]) == K.rule_key(rule), ev
     assert ev["value"] >= ev["limit"] == K.LIMITS[rule], ev
     assert ev["mem_used_bytes"] < closed_killer.gate, ev
+    assert {"event", "pid", "comm", "rule", "value", "limit", "mem_used_bytes", "time"} <= set(ev)
     assert not closed_killer.find_events(pid=res.pid, kind="kill")
 
 

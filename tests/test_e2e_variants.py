@@ -209,6 +209,24 @@ def test_non_target_crossing_limits_lives(default_killer, bystander, plainwork, 
     assert_lived(default_killer, res)
 
 
+# ---- what counts as a target's name ----
+
+@pytest.mark.parametrize("name,target", [
+    ("my_oomp_app", True),              # substring anywhere
+    ("OOMPwork", False),                # case-sensitive
+    ("abcdefghijklmnop_oomp", False),   # comm keeps 15 bytes: "abcdefghijklmno"
+    ("abcdefghijkoomp_x", True),        # "oomp" ends at byte 15: still in comm
+])
+def test_target_name_is_a_substring_of_comm(default_killer, bystander, tmp_path, name, target):
+    named = K.plain_copy(tmp_path, name)
+    res = K.run(named, "write", 150, "-q", progress=True)
+    if target:
+        ev = assert_killed_for(default_killer, res, "writes")
+        assert ev["comm"] == name[:15], ev
+    else:
+        assert_lived(default_killer, res)
+
+
 def test_bystander_survived_the_module(default_killer, bystander):
     assert bystander.alive(), "a compliant sleeping target died"
     assert not default_killer.find_events(pid=bystander.pid)
