@@ -69,6 +69,8 @@ def gate_open_ballast(e2e_session):
         used = K.mem_used()
         assert used >= K.GiB + int(1.5 * K.GiB), f"ballast up but only {used} bytes in use"
         yield b
+        # a non-target: whatever ran in the module, it must still be there
+        assert b.proc.poll() is None, f"the ballast (a non-target) died: {b.proc.returncode}"
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +78,8 @@ def default_killer(gate_open_ballast):
     """./oomkiller with the default policy, gate open, shared by a module's tests."""
     with K.Killer() as k:
         yield k
+        wrong = [e for e in k.events if e.get("event") == "kill" and "oomp" not in e.get("comm", "")]
+        assert not wrong, f"kills of non-targets: {wrong}"
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ enum prog_slot {
 	P_STATE,	/* enum prog_state */
 	P_IMAGE,	/* 0, or 1 after the exec of --exec-reset */
 	P_PID,
-	P_TOTAL,	/* units completed over all images */
+	P_TOTAL,	/* progress notes (calls, fds) over all images */
 	P_BASE,		/* units the process had before its work (--total) */
 	P_MSS,		/* tcp-send: the connection's MSS (TCP_MAXSEG) */
 	P_SLOTS = 8,
