@@ -26,7 +26,7 @@ SETPID = K.PROGS / "rel_setpid"
 REL_PROGS = [REL, SETPID, K.PROGS / "oomp_work", K.PROGS / "ballast"]
 
 # oomp_rel's progress slots (tests/progs/oomp_rel.c, enum slot)
-P_MAGIC, P_STEPS, P_STATE, P_PID, P_A, P_B, P_C, P_UNITS = range(8)
+P_MAGIC, P_STEPS, P_STATE, P_MYPID, P_A, P_B, P_C, P_UNITS = range(8)
 REL_MAGIC = 0x6C65725F706D6F6F
 S_RUNNING, S_FINISHED, S_SLEEPING, S_WAITING = 1, 2, 3, 4
 
@@ -44,7 +44,12 @@ def rel_session(e2e_session):
 
 def closed_gate() -> tuple[str, str]:
     """--min-used well above what is in use now (and what our workloads add)."""
-    return ("--min-used", str(K.mem_used() + 4 * K.GiB))
+    return ("--min-used", str(K.mem_used() + 1 * K.GiB))
+
+
+def opening_ballast(gate: tuple[str, str]) -> K.Ballast:
+    """A ballast that lifts used memory 512 MiB past the closed_gate() value."""
+    return K.Ballast.opening(int(gate[1]), margin=512 * K.MiB, slack=0)
 
 
 def plain_rel(dest_dir: Path, name: str = "relplain") -> Path:

@@ -1,0 +1,102 @@
+"""Evasion and edge paths that need a killer of their own (issue 6): see
+test_rel_evasion.py for the table. Here:
+
+- sticky condemnation across a closed gate: condemned, then every fd closed,
+  or exec'd into a target name → killed when the gate opens; condemned, then
+  renamed or exec'd out of the name → not killed (documented escape); a
+  compliant target and a non-target crossing everything → alive.
+- targets started before the killer: judged at their first counted event.
+- io_uring's io-wq workers are not counted as created threads.
+"""
+import os
+import signal
+import time
+
+import pytest
+
+import killer as K
+import rel_common as R
+from rel_common import rel_session  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("rel_session")
+
+KILLED = -signal.SIGKILL
+
+
+def test_condemnation_is_sticky_across_a_closed_gate(tmp_path):
+    plain = R.plain_rel(tmp_path)
+    gate = R.closed_gate()
+    cases = {  # name: (steps, prog, dies)
+        "closed its fds": (["fd:150", "close", "pause"], R.REL, True),
+        "exec into the name": (["w:100", f"exec:{R.REL}", "pause"], R.REL, True),
+        "renamed out": (["w:100", "name:plain", "pause"], R.REL, False),
+        "exec out of the name": (["w:100", f"exec:{plain}", "pause"], R.REL, False),
+        "compliant": (["w:10", "pause"], R.REL, False),
+        "non-target crossing everything": (["w:150", "fd:150", "rand:150", "t:150", "pause"],
+                                           plain, False),
+    }
+    with K.Killer(*gate, "--interval", "0.5") as k, R.Group() as g:
+        procs = {name: g.spawn(*steps, prog=prog) for name, (steps, prog, _) in cases.items()}
+        for name, p in procs.items():
+            assert p.wait_state(R.S_SLEEPING), f"{name}: {p.describe()}"
+            if name in ("compliant", "non-target crossing everything"):
+                continue
+            ev = k.wait_event(pid=p.pid, kind="condemned")
+            assert ev is not None, f"{name}: not condemned: {k.events}"
+        time.sleep(1.0)
+        assert all(p.alive() for p in procs.values()), "killed with the gate closed"
+        with R.opening_ballast(gate):
+            for name, p in procs.items():
+                if cases[name][2]:
+                    rc = p.wait(10)
+                    assert rc == KILLED, f"{name}: condemned, the gate opened: {p.describe()}"
+            time.sleep(1.5)  # three sweeps with the gate open
+            for name, p in procs.items():
+                if not cases[name][2]:
+                    assert p.alive(), f"{name}: killed when the gate opened: {p.describe()}"
+        for name, p in procs.items():
+            kills = k.find_events(pid=p.pid, kind="kill")
+            assert bool(kills) == cases[name][2], (name, kills)
+
+
+def test_targets_started_before_the_killer():
+    with R.Group() as g:
+        fds = g.spawn("fd:150", "sig", "w:1", "pause")
+        w99 = g.spawn("w:150", "sig", "w:99", "pause")
+        w100 = g.spawn("w:150", "sig", "w:100", "pause")
+        asleep = g.spawn("fd:150", "w:150", "pause")
+        for p in (fds, w99, w100):
+            assert p.wait_state(R.S_WAITING), p.describe()
+        assert asleep.wait_state(R.S_SLEEPING)
+        with K.Killer(*R.OPEN) as k:
+            for p in (fds, w99, w100):
+                os.kill(p.pid, signal.SIGUSR1)
+            assert fds.wait(10) == KILLED, f"150 fds from before, then one write: {fds.describe()}"
+            ev = k.wait_event(pid=fds.pid, kind="kill")
+            assert ev is not None and K.rule_key(ev["rule"]) == "fds" and ev["value"] >= 150, ev
+            assert w100.wait(10) == KILLED, w100.describe()
+            ev = k.wait_event(pid=w100.pid, kind="kill")
+            assert ev is not None and ev["value"] == 100, ev
+            assert w99.wait_state(R.S_SLEEPING), w99.describe()
+            time.sleep(2.0)
+            assert w99.alive(), "writes before the killer started were counted"
+            assert asleep.alive(), "a target that makes no call after the start is not judged"
+            assert not k.find_events(pid=w99.pid) and not k.find_events(pid=asleep.pid)
+
+
+def test_io_uring_workers_are_not_created_threads():
+    # With --max-threads 1, one counted thread kills. IOSQE_ASYNC hands every
+    # write to io-wq workers (iou-wrk-*), threads of the target's group.
+    with K.Killer(*R.OPEN, "--max-threads", "1") as k, R.Rel("uring-aw:200", "pause") as p:
+        assert p.wait_state(R.S_SLEEPING), p.describe()
+        names = []
+        for tid in os.listdir(f"/proc/{p.pid}/task"):
+            try:
+                names.append(open(f"/proc/{p.pid}/task/{tid}/comm").read().strip())
+            except OSError:
+                pass
+        assert any(n.startswith("iou-wrk") for n in names), \
+            f"no io-wq worker seen (threads {names}): the test proves nothing"
+        time.sleep(0.5)
+        assert p.alive(), p.describe()
+        assert not k.find_events(pid=p.pid), k.find_events(pid=p.pid)
