@@ -472,6 +472,11 @@ def work(*args: object, **kw) -> Result:
     return run("oomp_work", *args, **kw)
 
 
+def sleeper(*args: object, prog: Union[str, Path] = "oomp_work") -> Workload:
+    """oomp_work ARGS --then-sleep: does its work, then sleeps in pause() (state S_SLEEPING)."""
+    return Workload(prog, *args, "--then-sleep", "--timeout", "900", progress=True)
+
+
 def plain_copy(dest_dir: Path, name: str = "plainwork") -> Path:
     """oomp_work copied as dest_dir/name (by default a name without the target substring)."""
     dest = Path(dest_dir) / name
