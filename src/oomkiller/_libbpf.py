@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import ctypes
 import os
-from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char_p, c_int,
-                    c_int32, c_int64, c_size_t, c_uint32, c_void_p)
+from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char, c_char_p, c_int,
+                    c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_ulong, c_void_p)
 from typing import Any, Callable, Optional, Sequence
 
 LIBBPF_SONAME = "libbpf.so.1"
@@ -84,6 +84,28 @@ class BpfTestRunOpts(Structure):
         ("flags", c_uint32),
         ("cpu", c_uint32),
         ("batch_size", c_uint32),
+    ]
+
+
+class BpfMapInfo(Structure):
+    """struct bpf_map_info, linux/bpf.h (88 bytes); the kernel fills what it knows."""
+    _fields_ = [
+        ("type", c_uint32),
+        ("id", c_uint32),
+        ("key_size", c_uint32),
+        ("value_size", c_uint32),
+        ("max_entries", c_uint32),
+        ("map_flags", c_uint32),
+        ("name", c_char * 16),
+        ("ifindex", c_uint32),
+        ("btf_vmlinux_value_type_id", c_uint32),
+        ("netns_dev", c_uint64),
+        ("netns_ino", c_uint64),
+        ("btf_id", c_uint32),
+        ("btf_key_type_id", c_uint32),
+        ("btf_value_type_id", c_uint32),
+        ("_pad", c_uint32),
+        ("map_extra", c_uint64),
     ]
 
 
@@ -183,6 +205,7 @@ LIBBPF_FUNCS: tuple[Decl, ...] = (
     ("bpf_map__initial_value", c_void_p, [BpfMap, POINTER(c_size_t)], PTR),
     ("bpf_map__fd", c_int, [BpfMap], INT),
     ("bpf_map__name", c_char_p, [BpfMap], None),
+    ("bpf_map__reuse_fd", c_int, [BpfMap, c_int], INT),
     ("btf__find_by_name_kind", c_int32, [Btf, c_char_p, c_uint32], INT),
     ("btf__type_by_id", POINTER(BtfType), [Btf, c_uint32], PTR),
     ("btf__name_by_offset", c_char_p, [Btf, c_uint32], None),
@@ -196,6 +219,9 @@ LIBBPF_FUNCS: tuple[Decl, ...] = (
     ("bpf_prog_test_run_opts", c_int, [c_int, POINTER(BpfTestRunOpts)], INT),
     ("bpf_map_get_next_key", c_int, [c_int, c_void_p, c_void_p], INT),
     ("bpf_map_lookup_elem", c_int, [c_int, c_void_p, c_void_p], INT),
+    ("bpf_obj_pin", c_int, [c_int, c_char_p], INT),
+    ("bpf_obj_get", c_int, [c_char_p], INT),
+    ("bpf_obj_get_info_by_fd", c_int, [c_int, c_void_p, POINTER(c_uint32)], INT),
     ("libbpf_set_print", c_void_p, [PrintFn], None),
     ("libbpf_strerror", c_int, [c_int, ctypes.c_char_p, c_size_t], None),
 )
@@ -206,6 +232,9 @@ LIBC_FUNCS: tuple[Decl, ...] = (
     ("vasprintf", c_int, [POINTER(c_void_p), c_char_p, c_void_p], None),
     ("free", None, [c_void_p], None),
     ("sysinfo", c_int, [c_void_p], None),
+    # int mount(const char *source, const char *target, const char *fstype,
+    #           unsigned long flags, const void *data): bpffs for the pins
+    ("mount", c_int, [c_char_p, c_char_p, c_char_p, c_ulong, c_void_p], None),
 )
 
 
