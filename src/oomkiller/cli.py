@@ -16,7 +16,7 @@ import sys
 import traceback
 from typing import NoReturn, Optional, Sequence
 
-from oomkiller import __version__, abi
+from oomkiller import __version__, abi, config, instance, journal
 from oomkiller._libbpf import LibraryMissing
 from oomkiller.settings import ATTACH_CHOICES, Settings
 from oomkiller.sizes import parse_size
@@ -27,17 +27,21 @@ CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
 MAX_INTERVAL = 3600.0
 MAX_CAPACITY = 1 << 24  # a preallocated hash of oomk_proc: 16M entries is already ~2 GiB
 
+USAGE = "oomkiller [options]\n       oomkiller status [--json]   (what the running killer watches)"
+
 DESCRIPTION = """\
 Kill, with SIGKILL sent from BPF, every process whose name contains SUBSTR and
 that crosses a limit while at least --min-used bytes of RAM are in use. A process
 that crosses a limit below that is condemned, and dies once use reaches it."""
 
 EPILOG = """\
-A limit is crossed when counter >= limit. Counters are per process and start
-again at exec; fds is a level, the others only grow. SIZE: bytes or K/M/G/T
-(powers of 1024), e.g. 512M or 1.5G.
-exit status: 0 stopped by SIGINT/SIGTERM, 1 environment or runtime failure,
-2 bad usage."""
+A limit is crossed when counter >= limit; the call that reaches it completes,
+nothing after it runs. Counters are per process and start again at exec; fds is
+a level, the others only grow. SIZE: bytes or K/M/G/T (powers of 1024), 1.5G.
+Options override the config file (key = value, long option names); SIGHUP
+re-reads it and applies new limits at once.
+exit status: 0 stopped by SIGINT/SIGTERM, 1 environment or runtime failure
+(also: already running; status with no killer), 2 bad usage or config."""
 
 
 class UsageError(Exception):
@@ -45,11 +49,16 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit 2."""
+    """argparse, but a usage error is one line and exit 2 (or UsageError,
+    for a reload that must not exit)."""
+
+    raise_errors = False
 
     def error(self, message: str) -> NoReturn:
         if message.startswith("argument "):
             message = message[len("argument "):]
+        if self.raise_errors:
+            raise UsageError(message)
         self.exit(EXIT_USAGE, f"oomkiller: {message}: see oomkiller --help\n")
 
 
@@ -116,13 +125,15 @@ def target_name(text: str) -> str:
 
 
 def build_parser() -> Parser:
-    p = Parser(prog="oomkiller", usage="oomkiller [options]", description=DESCRIPTION,
+    p = Parser(prog="oomkiller", usage=USAGE, description=DESCRIPTION,
                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
                allow_abbrev=False)
     # argparse takes `-5G` for an option; let it reach the type check as a value,
     # so the message says "must not be negative" instead of "expected one argument".
     p._negative_number_matcher = re.compile(r"^-\.?\d")
     a = p.add_argument
+    # Read by config.argv_with_config() before parsing; declared for --help.
+    a("--config", metavar="PATH", help=f"config file (${config.ENV_VAR} or {config.DEFAULT_PATH})")
     a("--min-used", type=size_any, default=1 << 30, metavar="SIZE",
       help="RAM in use (total - free) that opens the gate (1G)")
     a("--name", type=target_name, default="oomp", metavar="SUBSTR",
@@ -141,19 +152,22 @@ def build_parser() -> Parser:
       help="memory sampling period, up to 3600 (1)")
     a("--capacity", type=capacity, default=16384, metavar="N",
       help="processes tracked at once (16384)")
-    a("--dry-run", action="store_true", help="report would-be kills, kill nothing")
-    a("--json", action="store_true", help="print events as JSON, one per line")
+    a("--dry-run", action="store_true", help="report would-be kills, kill nothing (off)")
+    a("--json", action="store_true", help="print events as JSON, one per line (off)")
     a("--attach", choices=ATTACH_CHOICES, default="auto", metavar="FAMILY",
       help="auto, fentry, kprobe or tracepoint (auto)")
     a("-v", "--verbose", action="count", default=0,
-      help="show probing and libbpf's log (-vv: debug)")
+      help="show probing and libbpf's log, -vv debug (off)")
     a("--version", action="version", version=f"oomkiller {__version__}",
       help="print the version and exit")
     return p
 
 
-def parse_settings(argv: Optional[Sequence[str]] = None) -> Settings:
-    ns = build_parser().parse_args(argv)
+def parse_settings(argv: Optional[Sequence[str]] = None, exit_on_error: bool = True) -> Settings:
+    """Settings from argv; a bad one exits 2, or raises UsageError if not exit_on_error."""
+    parser = build_parser()
+    parser.raise_errors = not exit_on_error
+    ns = parser.parse_args(argv)
     limits = [0] * abi.RULE_MAX
     limits[abi.RULE_FDS] = ns.max_fds
     limits[abi.RULE_WRITES] = ns.max_writes
@@ -204,31 +218,82 @@ class Stopper:
             raise KeyboardInterrupt
 
 
-def fail(message: str) -> int:
-    sys.stderr.write(f"oomkiller: {message}\n")
+def fail(message: str, code: int = EXIT_FAILURE) -> int:
+    on = journal.connected(2)
+    sys.stderr.write(f"{journal.prefix(journal.ERR, on)}oomkiller: {message}\n")
     sys.stderr.flush()
-    return EXIT_FAILURE
+    return code
 
 
-def run(settings: Settings, stopper: Stopper) -> int:
+class Reloader:
+    """SIGHUP handler: only a flag, acted on between polls (also when it
+    arrived during setup)."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.killer = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.pending = True
+        if self.killer is not None:
+            self.killer.reload_requested = True
+
+
+def settings_from(args: Sequence[str]) -> Settings:
+    """The config file's settings, then the command line's: what SIGHUP re-reads.
+    Raises ConfigError or UsageError (naming the file) instead of exiting."""
+    full, conf = config.argv_with_config(args)
+    try:
+        return parse_settings(full, exit_on_error=False)
+    except UsageError as e:
+        raise UsageError(f"{conf.path}: {e}") from None
+
+
+def run(settings: Settings, stopper: Stopper, reloader: Optional[Reloader] = None,
+        args: Sequence[str] = ()) -> int:
     if not has_bpf_privileges(effective_caps()):
         return fail("need root, or CAP_BPF and CAP_PERFMON: run it with sudo")
     # Imported here so --help, --version and bad arguments never touch libbpf.
     from oomkiller import loader
     from oomkiller.bpflog import LibbpfLog
 
+    def reread() -> Settings:
+        try:
+            return settings_from(args)
+        except (config.ConfigError, UsageError) as e:
+            raise loader.ReloadRefused(str(e)) from None
+
+    lock = instance.InstanceLock()
+    try:
+        lock.acquire()
+    except instance.AlreadyRunning as e:
+        return fail(f"already running, pid {e.pid or 'unknown'}: stop it first")
+    except OSError as e:
+        return fail(f"cannot take the lock {lock.path}: {e.strerror}: run it as root")
+    try:
+        instance.remove_stale()  # only now: a running killer's pins are its own
+        return _run_locked(settings, stopper, reloader, reread, loader, LibbpfLog)
+    finally:
+        lock.release()
+
+
+def _run_locked(settings, stopper, reloader, reread, loader, LibbpfLog) -> int:
     try:
         log = LibbpfLog(settings.verbose)
         log.install()
-        with loader.Killer(settings, log) as killer:
+        with loader.Killer(settings, log, reread=reread) as killer:
             stopper.killer = killer
             killer.setup()
             stopper.raising = False
             if stopper.requested:
                 return EXIT_OK
             killer.stop_requested = False
-            sys.stderr.write(killer.ready_line() + "\n")
+            sys.stderr.write(journal.prefix(journal.INFO, killer.journal_err)
+                             + killer.ready_line() + "\n")
             sys.stderr.flush()
+            if reloader is not None:
+                reloader.killer = killer
+                killer.reload_requested = reloader.pending
             killer.poll()
             if killer.output_closed:
                 # Nobody reads our events any more; keep interpreter exit quiet.
@@ -246,18 +311,27 @@ def run(settings: Settings, stopper: Stopper) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["status"]:
+        from oomkiller import status
+        sys.exit(status.main(args[1:]))
     # First thing: a stop request at any point of setup means a clean exit 0.
     stopper = Stopper()
+    reloader = Reloader()
     old = {sig: signal.signal(sig, stopper) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old[signal.SIGHUP] = signal.signal(signal.SIGHUP, reloader)
     try:
-        settings = parse_settings(argv)
-        code = run(settings, stopper)
+        parse_settings(args)  # the command line alone first: --help, --version, its errors
+        try:
+            settings = settings_from(args)
+        except (config.ConfigError, UsageError) as e:
+            sys.exit(fail(str(e), EXIT_USAGE))
+        code = run(settings, stopper, reloader, args)
     except KeyboardInterrupt:
         code = EXIT_OK
     except SystemExit:
         raise
     except Exception as e:  # noqa: BLE001 - never a traceback for the user
-        args = sys.argv[1:] if argv is None else argv
         if any(a == "--verbose" or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args):
             traceback.print_exc()
         code = fail(f"internal error: {type(e).__name__}: {e}: run with -v and report it")

@@ -3,24 +3,26 @@
 The loader holds no policy: it copies settings into `.rodata`, picks program
 variants (families.py), samples memory on a timer so the BPF side can read
 si_meminfo(), runs the `sweep` program after each sample, and prints events.
-Every kernel object is an fd held by this process (no pins), so nothing stays
-attached once it dies, even by SIGKILL.
+Every program and link is an fd held by this process (only maps are pinned,
+for `oomkiller status`), so nothing stays attached once it dies, even by
+SIGKILL. SIGHUP reloads the settings without a gap (reload()).
 """
 
 from __future__ import annotations
 
 import ctypes
+import datetime
 import errno
 import importlib.resources
 import mmap
 import os
 import sys
 import time
-from ctypes import POINTER, byref, c_size_t, sizeof
+from ctypes import POINTER, byref, c_size_t, c_uint32, sizeof
 from pathlib import Path
 from typing import Callable, Optional, TextIO
 
-from oomkiller import _libbpf, abi, events, families
+from oomkiller import __version__, _libbpf, abi, events, families, instance, journal
 from oomkiller._libbpf import BpfLink, BpfMap, BpfObject, BpfProgram, RingBuffer
 from oomkiller.bpflog import LibbpfLog
 from oomkiller.settings import Settings
@@ -45,6 +47,15 @@ class LoadFailed(SetupError):
 
 class AttachFailed(SetupError):
     pass
+
+
+class ReloadRefused(Exception):
+    """The new settings can't be read; the running policy stays (one line)."""
+
+
+# Maps the next generation shares with the running one on reload: counters,
+# events, the kprobe argument stash, and .bss (stats, active_gen).
+SHARED_MAPS = ("procs", "events", "kp_args")
 
 
 # ---------------------------------------------------------------------------
@@ -214,8 +225,10 @@ class Killer:
     close()) tears down whatever exists, in reverse, however far setup got."""
 
     def __init__(self, settings: Settings, log: LibbpfLog,
-                 out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+                 out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+                 reread: Optional[Callable[[], Settings]] = None) -> None:
         self.s = settings
+        self.reread = reread  # SIGHUP: the settings as the config file now says
         self.log = log
         self.out = out
         self.err = err
@@ -238,19 +251,35 @@ class Killer:
         self._last_untracked = 0
         self._sysinfo_buf = ctypes.create_string_buffer(256)  # struct sysinfo is 112 bytes
         self.stop_requested = False
+        self.reload_requested = False
         self.output_closed = False
+        self.generation = 0  # cfg.generation of the object in force
+        self.pins = instance.Pins(self.lib)
+        self.started = datetime.datetime.now().astimezone()
+        self.journal_out = journal.connected(self._fileno(out))
+        self.journal_err = journal.connected(self._fileno(err))
+
+    @staticmethod
+    def _fileno(stream: TextIO) -> int:
+        try:
+            return stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            return -1
 
     # -- messages ----------------------------------------------------------
+
+    def note(self, priority: int, text: str) -> None:
+        """One line on stderr; under systemd with its journal priority."""
+        self.err.write(f"{journal.prefix(priority, self.journal_err)}oomkiller: {text}\n")
+        self.err.flush()
 
     def say(self, text: str) -> None:
         """-v diagnostics."""
         if self.s.verbose:
-            self.err.write(f"oomkiller: {text}\n")
-            self.err.flush()
+            self.note(journal.DEBUG, text)
 
     def warn(self, text: str) -> None:
-        self.err.write(f"oomkiller: warning: {text}\n")
-        self.err.flush()
+        self.note(journal.WARNING, f"warning: {text}")
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -262,6 +291,9 @@ class Killer:
 
     def close(self) -> None:
         """Reverse of setup; safe after a partial setup and when called again."""
+        if self.pins.active:
+            self.pins.remove()
+            instance.remove_state()
         if self.rb:
             self.lib.ring_buffer__free(self.rb)
             self.rb = RingBuffer()
@@ -309,7 +341,9 @@ class Killer:
         finally:
             probe.close()
         self.plan = plan
+        self._start_io()
         self.tick(first=True)
+        self.publish()
 
     def _open(self) -> BpfObject:
         opts = _libbpf.BpfObjectOpenOpts()
@@ -403,6 +437,7 @@ class Killer:
         cfg.flags = plan.flags
         cfg.name_len = len(name)
         cfg.name = name  # c_char array: NUL padded
+        cfg.generation = self.generation
         procs = self.lib.bpf_object__find_map_by_name(self.obj, b"procs")
         if not procs:
             raise SetupError("the BPF object has no procs map: rebuild it with make")
@@ -413,8 +448,16 @@ class Killer:
         for prog, why in plan.skipped:
             self.say(f"skipping {prog}: {why}")
 
-    def _load_and_attach(self, plan: families.Plan) -> None:
+    def _load_and_attach(self, plan: families.Plan, reuse: Optional[dict[str, int]] = None) -> None:
         self._configure(plan)
+        for name, fd in (reuse or {}).items():
+            # After _configure: reuse_fd takes the map's definition from the
+            # kernel (max_entries included), and load skips creating it.
+            m = (self._internal_map(name) if name.startswith(".")
+                 else self.lib.bpf_object__find_map_by_name(self.obj, name.encode()))
+            if not m:
+                raise SetupError(f"the BPF object has no {name} map: rebuild it with make")
+            self.lib.bpf_map__reuse_fd(m, fd)
         try:
             self.lib.bpf_object__load(self.obj)
         except OSError as e:
@@ -437,14 +480,123 @@ class Killer:
                                    "run with -v for libbpf's log") from None
         if self.sweep_fd < 0:
             raise SetupError("the BPF object has no sweep program: rebuild it with make")
+        self.say(f"loaded {len(plan.autoload)} programs, attached {len(self.links)}: "
+                 + " ".join(plan.autoload))
+
+    def _start_io(self) -> None:
+        """After the first load: our view of stats, and the ring buffer."""
         self._map_live(".bss", "stats", abi.OomkStats)
         events_map = self.lib.bpf_object__find_map_by_name(self.obj, b"events")
         if not events_map:
             raise SetupError("the BPF object has no events map: rebuild it with make")
         self.events_fd = self.lib.bpf_map__fd(events_map)
         self.rb = self.lib.ring_buffer__new(self.events_fd, self._sample_cb, None, None)
-        self.say(f"loaded {len(plan.autoload)} programs, attached {len(self.links)}: "
-                 + " ".join(plan.autoload))
+
+    # -- publishing for `oomkiller status` -----------------------------------
+
+    def _map_fd(self, name: str) -> int:
+        m = self.lib.bpf_object__find_map_by_name(self.obj, name.encode())
+        if not m:
+            raise SetupError(f"the BPF object has no {name} map: rebuild it with make")
+        return self.lib.bpf_map__fd(m)
+
+    def publish(self) -> None:
+        """Pin the maps (never programs or links) and write the state file.
+        A failure costs only `oomkiller status`: warn and run on."""
+        try:
+            if not self.pins.active:
+                self.pins.create()
+                self.pins.pin("procs", self._map_fd("procs"))
+                self.pins.pin("stats", self.lib.bpf_map__fd(self._internal_map(".bss")))
+            self.pins.pin("config", self.lib.bpf_map__fd(self._internal_map(".rodata")))
+            instance.write_state(self.state())
+        except (instance.PinError, OSError) as e:
+            what = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            self.warn(f"{what}: `oomkiller status` will not see this killer")
+
+    def state(self) -> dict:
+        """What `oomkiller status` needs besides the maps: STATE_PATH."""
+        assert self.plan is not None
+        btf = self.lib.bpf_object__btf(self.obj)
+        offsets = {sec: datasec_vars(self.lib, btf, sec) for sec in (".bss", ".rodata")}
+        fams = dict(self.plan.families)
+        fams["rand"] = "uprobe"
+        return {
+            "pid": os.getpid(),
+            "version": __version__,
+            "started": self.started.isoformat(timespec="seconds"),
+            "generation": self.generation,
+            "families": fams,
+            "policy": self.s.policy_text(),
+            "capacity": self.s.capacity,
+            "interval": self.s.interval,
+            "offsets": {"stats": offsets[".bss"]["stats"][0],
+                        "active_gen": offsets[".bss"]["active_gen"][0],
+                        "cfg": offsets[".rodata"]["cfg"][0]},
+        }
+
+    # -- reload (SIGHUP) ------------------------------------------------------
+
+    def reload(self) -> None:
+        """Load the next generation on the same maps, make it live with one
+        store to active_gen, then detach the old one (docs/DESIGN.md). On any
+        failure the old generation stays in force, untouched."""
+        assert self.reread is not None and self.plan is not None
+        try:
+            new = self.reread()
+        except ReloadRefused as e:
+            self.warn(f"cannot reload: {e}: keeping the current policy")
+            return
+        if new.capacity != self.s.capacity:
+            self.warn(f"--capacity {new.capacity} needs a restart (the process map is "
+                      f"kept across reloads): keeping {self.s.capacity}")
+            new.capacity = self.s.capacity
+        if new.attach != self.s.attach:
+            self.warn(f"--attach {new.attach} needs a restart: keeping the families in use")
+            new.attach = self.s.attach
+        old = (self.s, self.generation, self.obj, self.links, self.sweep_fd)
+        shared = {name: self._map_fd(name) for name in SHARED_MAPS}
+        shared[".bss"] = self.lib.bpf_map__fd(self._internal_map(".bss"))
+        self.s, self.generation, self.links, self.sweep_fd = new, self.generation + 1, [], -1
+        self.log.verbose = new.verbose
+        try:
+            self.obj = BpfObject()
+            self._open_and_check()
+            self._load_and_attach(self.plan, reuse=shared)
+            self._activate(self.generation)
+        except (SetupError, OSError) as e:
+            what = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            while self.links:
+                self.lib.bpf_link__destroy(self.links.pop())
+            if self.obj:
+                self.lib.bpf_object__close(self.obj)
+            self.s, self.generation, self.obj, self.links, self.sweep_fd = old
+            self.log.verbose = self.s.verbose
+            self.warn(f"cannot reload: {what}: keeping the current policy")
+            return
+        # The new generation is live; the old one does nothing from here on.
+        _, _, old_obj, old_links, _ = old
+        for link in old_links:
+            self.lib.bpf_link__destroy(link)
+        self.lib.bpf_object__close(old_obj)
+        if self._bss is not None:
+            self._bss.close()
+            self._bss = None
+        self._map_live(".bss", "stats", abi.OomkStats)
+        if self.pins.active:
+            self.publish()
+        self.note(journal.INFO, f"reloaded: {self.s.policy_text()}")
+
+    def _activate(self, generation: int) -> None:
+        """active_gen = generation: 4 bytes through a shared writable mmap of
+        .bss. Never a whole-value map update: BPF updates stats concurrently."""
+        m, offset, value_size = self._locate(".bss", "active_gen", c_uint32)
+        length = -(-value_size // mmap.PAGESIZE) * mmap.PAGESIZE
+        with mmap.mmap(self.lib.bpf_map__fd(m), length, mmap.MAP_SHARED,
+                       mmap.PROT_READ | mmap.PROT_WRITE) as bss:
+            cell = c_uint32.from_buffer(bss, offset)
+            cell.value = generation  # one aligned 32-bit store
+            del cell
 
     # -- running -----------------------------------------------------------
 
@@ -517,7 +669,9 @@ class Killer:
             if size < sizeof(abi.OomkEvent):
                 return 0
             ev = abi.OomkEvent.from_buffer_copy(ctypes.string_at(data, sizeof(abi.OomkEvent)))
-            self.out.write(events.format_event(ev, self.offset_ns, self.s.json) + "\n")
+            priority = journal.EVENT_PRIORITY.get(events.event_name(ev.kind), journal.NOTICE)
+            self.out.write(journal.prefix(priority, self.journal_out)
+                           + events.format_event(ev, self.offset_ns, self.s.json) + "\n")
             self.out.flush()
         except BrokenPipeError:
             self.output_closed = True
@@ -528,9 +682,14 @@ class Killer:
 
     def poll(self) -> None:
         """Print events and sample memory every interval until asked to stop."""
-        interval = self.s.interval
-        next_tick = time.monotonic() + interval
+        next_tick = time.monotonic() + self.s.interval
         while not self.stop_requested:
+            if self.reload_requested:
+                self.reload_requested = False
+                if self.reread is not None:
+                    self.reload()
+                next_tick = min(next_tick, time.monotonic() + self.s.interval)
+            interval = self.s.interval
             wait_ms = max(0, min(MAX_POLL_MS, int((next_tick - time.monotonic()) * 1000) + 1))
             ret = self.lib.ring_buffer__poll(self.rb, wait_ms)
             if ret < 0 and ret != -errno.EINTR:  # EINTR: a signal woke us

@@ -1,0 +1,252 @@
+"""`oomkiller status [--json]`: what the running killer watches, read-only.
+
+It reads the maps the killer pins under /sys/fs/bpf/oomkiller/ (instance.py):
+`config` (.rodata: the policy in force), `stats` (.bss: totals, memory used)
+and `procs` (one entry per tracked target), plus /run/oomkiller/state.json
+for what the maps don't hold (pid, families, interval, variable offsets).
+It never writes to a map.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import sys
+from ctypes import byref, c_uint32, sizeof
+from typing import Sequence
+
+from oomkiller import abi, events, instance
+from oomkiller._libbpf import LibraryMissing
+from oomkiller.settings import Settings
+from oomkiller.sizes import format_size
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class StatusError(Exception):
+    """One line for the user; exit 1."""
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"oomkiller: {message}\n")
+    sys.stderr.flush()
+    return EXIT_FAILURE
+
+
+class Pinned:
+    """The killer's pinned maps, opened read-only from the pins."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self.lib = lib
+        self.fds: dict[str, int] = {}
+
+    def __enter__(self) -> "Pinned":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
+
+    def open(self, name: str) -> int:
+        path = os.path.join(instance.PIN_DIR, name)
+        try:
+            self.fds[name] = self.lib.bpf_obj_get(path.encode())
+        except OSError as e:
+            raise StatusError(f"cannot open {path}: {e.strerror}: is the killer still "
+                              "starting? try again after its ready line") from None
+        return self.fds[name]
+
+    def info(self, name: str):
+        from oomkiller._libbpf import BpfMapInfo
+        info = BpfMapInfo()
+        size = c_uint32(sizeof(info))
+        self.lib.bpf_obj_get_info_by_fd(self.fds[name], byref(info), byref(size))
+        return info
+
+    def value0(self, name: str) -> bytes:
+        """The single value (key 0) of an array map: a whole .bss/.rodata."""
+        info = self.info(name)
+        buf = ctypes.create_string_buffer(info.value_size)
+        self.lib.bpf_map_lookup_elem(self.fds[name], byref(c_uint32(0)), buf)
+        return buf.raw
+
+    def procs(self, limit: int) -> list[tuple[int, abi.OomkProc]]:
+        """Every entry of `procs`; entries that vanish during the walk are skipped."""
+        fd = self.fds["procs"]
+        key, next_key = c_uint32(), c_uint32()
+        out: list[tuple[int, abi.OomkProc]] = []
+        first = True
+        while len(out) <= limit:
+            try:
+                self.lib.bpf_map_get_next_key(fd, None if first else byref(key), byref(next_key))
+            except FileNotFoundError:  # past the last key
+                break
+            first = False
+            key.value = next_key.value
+            value = abi.OomkProc()
+            try:
+                self.lib.bpf_map_lookup_elem(fd, byref(key), byref(value))
+            except FileNotFoundError:  # exited meanwhile
+                continue
+            out.append((key.value, value))
+        return out
+
+
+def _struct_at(raw: bytes, offset: int, ctype: type) -> ctypes.Structure:
+    if offset < 0 or offset + sizeof(ctype) > len(raw):
+        raise StatusError("the pinned maps don't match this oomkiller's version: "
+                          "run the status of the same build as the killer")
+    return ctype.from_buffer_copy(raw, offset)
+
+
+def closeness(counters: Sequence[int], limits: Sequence[int]) -> float:
+    """How near a limit: max over rules of value / limit (1.0 = at a limit)."""
+    return max((c / lim for c, lim in zip(counters, limits) if lim), default=0.0)
+
+
+def collect() -> dict:
+    """The whole status as one dict (the --json object)."""
+    running, pid = instance.running_pid()
+    if not running:
+        raise NoKiller()
+    try:
+        state = instance.read_state()
+        offsets = state["offsets"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise StatusError(f"a killer runs (pid {pid or 'unknown'}) but has published no "
+                          f"state in {instance.STATE_PATH}: wait for its ready line; if it "
+                          "warned that pinning failed, restart it") from None
+    from oomkiller import _libbpf
+    lib = _libbpf.libbpf()
+    with Pinned(lib) as pins:
+        for name in instance.PINS:
+            pins.open(name)
+        capacity = pins.info("procs").max_entries
+        stats = _struct_at(pins.value0("stats"), offsets["stats"], abi.OomkStats)
+        cfg = _struct_at(pins.value0("config"), offsets["cfg"], abi.OomkConfig)
+        entries = pins.procs(capacity)
+    limits = list(cfg.limits)
+    name = cfg.name[:cfg.name_len].decode("utf-8", "surrogateescape")
+    policy = Settings(min_used=cfg.min_used, name=name, limits=limits,
+                      interval=float(state.get("interval", 1.0)), capacity=capacity,
+                      dry_run=bool(cfg.dry_run))
+    processes = []
+    for tgid, p in entries:
+        counters = list(p.counters)
+        processes.append({
+            "pid": tgid,
+            "comm": events.comm_text(p.comm),
+            "counters": {rule: counters[i] for i, rule in enumerate(abi.RULE_NAMES)},
+            "condemned": bool(p.condemned),
+            "condemned_rule": events.rule_name(p.condemned - 1) if p.condemned else None,
+            "killed": bool(p.state & 1),
+            "closeness": round(closeness(counters, limits), 4),
+        })
+    processes.sort(key=lambda d: (-d["closeness"], d["pid"]))
+    return {
+        "pid": pid,
+        "version": state.get("version"),
+        "started": state.get("started"),
+        "generation": cfg.generation,
+        "policy": {
+            "text": policy.policy_text(),
+            "name": name,
+            "min_used_bytes": cfg.min_used,
+            "limits": {rule: limits[i] for i, rule in enumerate(abi.RULE_NAMES)},
+            "interval": policy.interval,
+            "dry_run": bool(cfg.dry_run),
+        },
+        "gate_open": stats.mem_used >= cfg.min_used,
+        "mem_used_bytes": stats.mem_used,
+        "families": state.get("families", {}),
+        "kills": stats.kills,
+        "condemned": stats.condemned,
+        "dry_runs": stats.dry_runs,
+        "dropped": stats.dropped,
+        "untracked": stats.untracked,
+        "samples": stats.samples,
+        "tracked": len(processes),
+        "capacity": capacity,
+        "processes": processes,
+    }
+
+
+class NoKiller(Exception):
+    pass
+
+
+def _cell(rule: str, value: int, limit: int) -> str:
+    if rule == "read-bytes":
+        return f"{format_size(value)}/{format_size(limit)}"
+    return f"{value}/{limit}"
+
+
+def format_text(st: dict) -> str:
+    pol = st["policy"]
+    gate = "open" if st["gate_open"] else "closed"
+    fams = " ".join(f"{k}={v}" for k, v in st["families"].items())
+    lines = [
+        f"oomkiller {st['version']}, pid {st['pid']}, running since {st['started']}, "
+        f"generation {st['generation']}",
+        f"policy:   {pol['text']}",
+        f"memory:   {format_size(st['mem_used_bytes'])} used, gate {gate} "
+        f"(opens at {format_size(pol['min_used_bytes'])})",
+        f"families: {fams}",
+        f"totals:   kills {st['kills']}, condemned {st['condemned']}, dry-runs {st['dry_runs']}, "
+        f"tracked {st['tracked']}/{st['capacity']}, dropped {st['dropped']}, "
+        f"untracked {st['untracked']}",
+    ]
+    if not st["processes"]:
+        lines += ["", "no tracked targets"]
+        return "\n".join(lines)
+    header = ["PID", "NAME"] + [r.upper() for r in abi.RULE_NAMES] + ["STATE"]
+    rows = []
+    for p in st["processes"]:
+        cells = [str(p["pid"]), events._escape(p["comm"].encode("utf-8", "surrogateescape"))]
+        cells += [_cell(r, p["counters"][r], pol["limits"][r]) for r in abi.RULE_NAMES]
+        state = "-"
+        if p["killed"]:
+            state = f"killed ({p['condemned_rule']})" if p["condemned_rule"] else "killed"
+        elif p["condemned"]:
+            state = f"condemned ({p['condemned_rule']})"
+        rows.append(cells + [state])
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    lines.append("")
+    for r in [header] + rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    lines.append("(closest to a limit first: the largest counter/limit of each process)")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str]) -> int:
+    from oomkiller.cli import Parser, effective_caps, has_bpf_privileges
+    p = Parser(prog="oomkiller status", usage="oomkiller status [--json]",
+               description="What the running killer watches, read from its pinned maps.",
+               allow_abbrev=False)
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    ns = p.parse_args(list(argv))
+    if not has_bpf_privileges(effective_caps()):
+        return _fail("need root, or CAP_BPF: run it with sudo")
+    try:
+        st = collect()
+    except NoKiller:
+        return _fail("no killer running")
+    except (StatusError, LibraryMissing) as e:
+        return _fail(str(e))
+    except OSError as e:
+        return _fail(f"{e.strerror or e}: cannot read the killer's maps")
+    except Exception as e:  # noqa: BLE001 - never a traceback for the user
+        return _fail(f"internal error: {type(e).__name__}: {e}: report it")
+    try:
+        if ns.json:
+            sys.stdout.write(json.dumps(st, ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write(format_text(st) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_OK
