@@ -1,0 +1,111 @@
+"""Helpers for the operations tests (tests/test_ops_*.py, issue 5).
+
+`oomp_ops_step` (tests/ops/oomp_ops_step.c) is built here, into build/ops/:
+a target whose writes the test releases step by step, so it can make a
+target cross a limit exactly after a reload.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import struct
+import subprocess
+from pathlib import Path
+from typing import Optional
+
+import killer as K
+
+STEP_SRC = K.ROOT / "tests" / "ops" / "oomp_ops_step.c"
+STEP_BIN = K.ROOT / "build" / "ops" / "oomp_ops_step"
+P_WANT = 7  # oomp_ops_step's slot for the writes the test wants done
+
+PIN_DIR = Path("/sys/fs/bpf/oomkiller")
+STATE_PATH = Path("/run/oomkiller/state.json")
+
+
+def build_step() -> Path:
+    if not STEP_BIN.exists() or STEP_BIN.stat().st_mtime < STEP_SRC.stat().st_mtime:
+        STEP_BIN.parent.mkdir(parents=True, exist_ok=True)
+        tmp = STEP_BIN.with_suffix(".tmp")
+        subprocess.run(["gcc", "-O2", "-g", "-Wall", "-Werror", "-o", str(tmp), str(STEP_SRC)],
+                       check=True, timeout=120)
+        os.replace(tmp, STEP_BIN)
+    return STEP_BIN
+
+
+class Stepper(K.Workload):
+    """oomp_ops_step N: N writes, then more on request (want())."""
+
+    def __init__(self, writes: int):
+        super().__init__(build_step(), str(writes), "--timeout", "300", progress=True)
+
+    def done(self) -> Optional[int]:
+        p = self.progress()
+        return p[K.P_DONE] if p else None
+
+    def wait_writes(self, n: int, timeout: float = 10.0) -> bool:
+        """Until n writes returned and it sleeps again (or it died)."""
+        def ready():
+            p = self.progress()
+            return p is not None and p[K.P_DONE] == n and p[K.P_STATE] == K.S_SLEEPING
+        K.wait_until(lambda: ready() or not self.alive(), timeout)
+        return ready()
+
+    def want(self, total: int) -> None:
+        """Ask for writes up to `total` in all, and wake it."""
+        assert self.progress_path is not None
+        with open(self.progress_path, "r+b") as f:
+            f.seek(P_WANT * 8)
+            f.write(struct.pack("<Q", total))
+        os.kill(self.pid, signal.SIGUSR1)
+
+
+def status(*args: str, timeout: float = 20.0) -> subprocess.CompletedProcess:
+    return subprocess.run([str(K.OOMKILLER), "status", *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def status_json() -> dict:
+    res = status("--json")
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def find_proc(st: dict, pid: int) -> Optional[dict]:
+    return next((p for p in st["processes"] if p["pid"] == pid), None)
+
+
+def write_config(path: Path, text: str) -> str:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)  # a reload never reads half a file
+    return str(path)
+
+
+def wait_stderr(k: K.Killer, needle: str, timeout: float = 10.0) -> Optional[str]:
+    def found():
+        with k._cond:
+            return next((ln for ln in k.stderr_lines if needle in ln), None)
+    return K.wait_until(found, timeout)
+
+
+def killer_prog_ids(pid: int) -> set[int]:
+    """Ids of the BPF programs whose fds process `pid` holds (its fdinfo)."""
+    ids = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) != "anon_inode:bpf-prog":
+                continue
+            info = Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text()
+        except OSError:
+            continue
+        for line in info.splitlines():
+            if line.startswith("prog_id:"):
+                ids.add(int(line.split()[1]))
+    return ids
+
+
+def gone(ids: set[int], timeout: float = 10.0) -> bool:
+    """Programs are freed shortly after their last reference (RCU): wait for it."""
+    return bool(K.wait_until(lambda: not (ids & K.bpf_prog_ids()), timeout))

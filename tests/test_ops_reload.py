@@ -1,0 +1,103 @@
+"""SIGHUP: re-read the config, apply new limits without a gap (issue 5)."""
+from __future__ import annotations
+
+import signal
+
+import killer as K
+import ops_helpers as H
+
+RELOAD_TIMEOUT = 20.0
+
+
+def reload(k: K.Killer, needle: str) -> str:
+    n = sum(1 for ln in k.stderr_lines if "reloaded:" in ln or "cannot reload" in ln)
+    k.send_signal(signal.SIGHUP)
+
+    def seen():
+        lines = [ln for ln in list(k.stderr_lines) if "reloaded:" in ln or "cannot reload" in ln]
+        return lines[n] if len(lines) > n else None
+    line = K.wait_until(seen, RELOAD_TIMEOUT)
+    assert line is not None, "no reload line; stderr:\n" + k.stderr_text()
+    assert needle in line, line
+    return line
+
+
+def test_sighup_lowers_a_limit_for_running_and_new_targets(tmp_path, monkeypatch):
+    conf = tmp_path / "oomkiller.conf"
+    monkeypatch.setenv("OOMKILLER_CONFIG", H.write_config(conf, "max-writes = 1000\n"))
+    with K.Killer("--min-used", "0") as k:
+        assert "writes=1000 " in k.ready_line
+        with H.Stepper(200) as w:
+            assert w.wait_writes(200)
+            assert H.find_proc(H.status_json(), w.pid)["counters"]["writes"] == 200
+            gen = H.status_json()["generation"]
+
+            H.write_config(conf, "max-writes = 150\n")
+            line = reload(k, "oomkiller: reloaded:")
+            assert "writes=150 " in line and "min-used=0B" in line  # the command line still wins
+            st = H.status_json()
+            assert st["generation"] == gen + 1
+            assert st["policy"]["limits"]["writes"] == 150
+            # Counters carried over: same map, same entry, not judged yet.
+            p = H.find_proc(st, w.pid)
+            assert p["counters"]["writes"] == 200 and not p["condemned"]
+            assert w.alive() and w.done() == 200
+
+            w.want(201)  # its next write kills it
+            res = w.wait(20)
+            assert res.killed, res.describe()
+            assert res.done == 200, res.describe()  # the 201st write returned to nobody
+            ev = k.wait_event(pid=w.pid, kind="kill", timeout=10)
+            assert ev is not None, k.stdout_lines
+            assert ev["rule"] == "writes" and ev["limit"] == 150 and ev["value"] >= 150
+
+        res = K.work("write", "149", "-q")
+        assert res.ok, res.describe()
+        res = K.work("write", "150", "-q")
+        assert res.killed and res.done == 149, res.describe()
+        assert k.wait_event(pid=res.pid, kind="kill", timeout=10)["limit"] == 150
+        assert "warning" not in k.stderr_text()
+
+
+def test_sighup_with_a_bad_config_keeps_the_policy(tmp_path, monkeypatch):
+    conf = tmp_path / "oomkiller.conf"
+    monkeypatch.setenv("OOMKILLER_CONFIG", H.write_config(conf, "max-writes = 60\n"))
+    with K.Killer("--min-used", "0") as k:
+        H.write_config(conf, "max-writes = 0\n")
+        line = reload(k, "cannot reload")
+        assert "warning" in line and str(conf) in line and "keeping" in line
+        assert H.status_json()["policy"]["limits"]["writes"] == 60
+        res = K.work("write", "60", "-q")
+        assert res.killed and res.done == 59, res.describe()
+
+        # A new capacity needs a restart; the rest applies.
+        H.write_config(conf, "max-writes = 70\ncapacity = 99\ninterval = 0.5\n")
+        line = reload(k, "reloaded:")
+        assert "writes=70 " in line and "interval=0.5s" in line
+        assert any("capacity" in ln and "restart" in ln for ln in k.stderr_lines)
+        st = H.status_json()
+        assert st["capacity"] == 16384 and st["policy"]["interval"] == 0.5
+        res = K.work("write", "69", "-q")
+        assert res.ok, res.describe()
+        res = K.work("write", "70", "-q")
+        assert res.killed and res.done == 69, res.describe()
+
+
+def test_reloads_leave_nothing_behind(tmp_path, monkeypatch):
+    conf = tmp_path / "oomkiller.conf"
+    monkeypatch.setenv("OOMKILLER_CONFIG", H.write_config(conf, "max-writes = 100\n"))
+    with K.Killer("--min-used", "0") as k:
+        first = H.killer_prog_ids(k.pid)
+        every = set(first)
+        for n in (90, 80, 70):
+            H.write_config(conf, f"max-writes = {n}\n")
+            reload(k, f"writes={n} ")
+            # The old generation is gone: as many programs as one generation.
+            now = H.killer_prog_ids(k.pid)
+            assert len(now) == len(first) and not (now & every)
+            assert H.gone(every), K.bpf_prog_names(sorted(every))
+            every |= now
+        res = K.work("write", "70", "-q")
+        assert res.killed and res.done == 69, res.describe()
+    assert H.gone(every), K.bpf_prog_names(sorted(every))
+    assert not H.PIN_DIR.exists()
