@@ -3,7 +3,8 @@
 They run the real ./oomkiller as root and real workloads from build/progs.
 Two killers at once kill each other's targets, so the session holds an
 exclusive flock on /tmp/oomkiller-e2e.lock (docs/DESIGN.md) for as long as
-any e2e test runs. Unit tests (tests/test_unit_*.py) need none of this.
+any test that may start a killer runs (see pytest_collection_modifyitems);
+the unit tests need neither root nor the lock.
 """
 from __future__ import annotations
 
@@ -34,8 +35,13 @@ NEEDED_PROGS = SEED_PROGS + ["oomp_work", "ballast"]
 
 
 def pytest_collection_modifyitems(config, items):
+    # Any module that may start a killer runs under the lock: the e2e, ops
+    # and rel modules, and any other that imports killer.py.
     for item in items:
-        if Path(str(item.fspath)).name.startswith(("test_e2e_", "test_ops_")):
+        name = Path(str(item.fspath)).name
+        module = getattr(item, "module", None)
+        uses_killer = module is not None and any(v is K for v in vars(module).values())
+        if uses_killer or name.startswith(("test_e2e_", "test_ops_", "test_rel_")):
             item.add_marker(pytest.mark.usefixtures("e2e_session"))
 
 
