@@ -57,7 +57,7 @@ trap 'cleanup; exit 143' TERM
 t0=$(date +%s)
 timeout -k 10 "${VM_TIMEOUT:-1800}" "$VNG" -r "$VMLINUZ" \
 	--force-9p --disable-kvm --verbose \
-	--memory "${VM_MEMORY:-4G}" --cpus "${VM_CPUS:-2}" \
+	--memory "${VM_MEMORY:-6G}" --cpus "${VM_CPUS:-2}" \
 	--overlay-rwdir "$HERE" --rwdir "$OUT" \
 	--exec "'$HERE/vm/guest-exec.sh' '$OUT'" </dev/null >"$OUT/console.log" 2>&1 &
 vng_pid=$!

@@ -1,0 +1,92 @@
+#!/bin/sh
+# Runs inside the guest (vm/test-vm.sh starts it through vm/run.sh): the
+# end-to-end suite once per attach family, then auto, one after another.
+#
+#   vm/guest-suite.sh RESULTS [FAMILY...]
+#
+# For each family F it writes RESULTS/F.log (pytest's output, also streamed)
+# and RESULTS/F.result, one line: "PASS|FAIL SECONDS SUMMARY". The host reads
+# those files, not the console, so a family the guest never finished shows
+# as not run. Environment: VM_PYTEST_ARGS (what pytest runs, default
+# "tests"), VM_FAMILY_TIMEOUT (seconds per family, default 1200).
+set -u
+RESULTS=$1
+shift
+[ $# -gt 0 ] || set -- fentry kprobe tracepoint auto
+cd "$(dirname "$0")/.." || exit 1
+
+PYTHON=/usr/bin/python3
+PYTEST_ARGS=${VM_PYTEST_ARGS:-tests}
+LIMIT=${VM_FAMILY_TIMEOUT:-1200}
+
+say() { echo "test-vm: $*"; }
+
+# The guest's init leaves RLIMIT_NOFILE at the kernel's 1024/4096; the
+# sparse-fd tests dup onto fd 5000 and up (this host's hard limit is 20000).
+ulimit -Hn 65536 && ulimit -Sn 65536 || say "cannot raise RLIMIT_NOFILE: $(ulimit -Hn)"
+
+uname -r >"$RESULTS/kernel"
+
+# What the kernel offers, for the record.
+say "guest kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {print int($2/1024) " MiB"}' /proc/meminfo)," \
+	"event sources: $(ls /sys/bus/event_source/devices | tr '\n' ' ')"
+
+# auto must prefer fentry or kprobe where the kernel has them: read the
+# ready line of a dry run and refuse a tracepoint pick for mem/sys/tcp.
+check_auto() {
+	flock /tmp/oomkiller-e2e.lock sh -c '
+		./oomkiller --dry-run 2>"$1" & pid=$!
+		i=0
+		while [ $i -lt 180 ] && ! grep -q "^oomkiller: ready" "$1"; do
+			kill -0 $pid 2>/dev/null || break
+			sleep 1; i=$((i + 1))
+		done
+		kill -INT $pid 2>/dev/null; wait $pid' sh "$RESULTS/auto.ready" >/dev/null
+	line=$(grep "^oomkiller: ready" "$RESULTS/auto.ready")
+	fams=$(echo "$line" | sed -n 's/.*families \([^;]*\);.*/\1/p')
+	if [ -z "$fams" ]; then
+		say "auto: no ready line from ./oomkiller --dry-run:"
+		sed 's/^/test-vm:   /' "$RESULTS/auto.ready"
+		return 1
+	fi
+	bad=
+	for src in mem sys tcp; do
+		case " $fams " in
+		*" $src=fentry "* | *" $src=kprobe "*) ;;
+		*) bad="$bad $src" ;;
+		esac
+	done
+	if [ -n "$bad" ]; then
+		say "auto: picked tracepoint (or nothing) for:$bad although this kernel has kprobes and trampolines: $fams"
+		return 1
+	fi
+	say "auto: ready line picks $fams"
+}
+
+for fam in "$@"; do
+	say "$fam: running $PYTHON -m pytest -q $PYTEST_ARGS"
+	t0=$(date +%s)
+	ok=1
+	if [ "$fam" = auto ]; then
+		unset OOMKILLER_TEST_ATTACH
+		check_auto || ok=0
+	else
+		export OOMKILLER_TEST_ATTACH=$fam
+	fi
+	# pytest's status travels in a file: sh has no pipefail.
+	{
+		timeout -k 30 "$LIMIT" $PYTHON -m pytest -q -p no:cacheprovider $PYTEST_ARGS 2>&1
+		echo $? >"$RESULTS/$fam.rc"
+	} | tee "$RESULTS/$fam.log"
+	rc=$(cat "$RESULTS/$fam.rc")
+	t=$(( $(date +%s) - t0 ))
+	[ "$rc" = 124 ] && echo "test-vm: $fam: pytest timed out after ${LIMIT}s" | tee -a "$RESULTS/$fam.log"
+	[ "$rc" = 0 ] || ok=0
+	# pytest -q ends with e.g. "3 failed, 117 passed in 301.2s".
+	summary=$(grep -E '[0-9]+ (passed|failed|error|errors|skipped)' "$RESULTS/$fam.log" | tail -n1 |
+		sed -e 's/=//g' -e 's/ in [0-9.]*s.*//' -e 's/^ *//' -e 's/ *$//')
+	[ -n "$summary" ] || summary="pytest exit $rc"
+	if [ $ok = 1 ]; then verdict=PASS; else verdict=FAIL; fi
+	echo "$verdict $t $summary" >"$RESULTS/$fam.result"
+	say "$fam: $verdict ($summary, ${t}s)"
+done
