@@ -324,3 +324,39 @@ def wait_all(procs: Sequence[Rel], timeout: float) -> None:
     for r in procs:
         left = max(0.1, deadline - time.monotonic())
         r.wait(left)
+
+
+def map_holders(map_ids) -> dict[int, list[int]]:
+    """{pid: [map ids]} of processes holding an fd of any of map_ids."""
+    want, out = set(map_ids), {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{d}/fdinfo")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                text = Path(f"/proc/{d}/fdinfo/{fd}").read_text()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                if line.startswith("map_id:") and int(line.split()[1]) in want:
+                    out.setdefault(int(d), []).append(int(line.split()[1]))
+    return out
+
+
+def pinned() -> set[str]:
+    """Everything under /sys/fs/bpf."""
+    found = set()
+    for root, dirs, files in os.walk("/sys/fs/bpf"):
+        found.update(os.path.join(root, n) for n in dirs + files)
+    return found
+
+
+def pinned_map_id(path: str) -> int:
+    out = subprocess.run(["bpftool", "-j", "map", "show", "pinned", path], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, f"{path} is not a pinned map: {out.stderr.strip()}"
+    return json.loads(out.stdout)["id"]
