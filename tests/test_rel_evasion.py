@@ -35,7 +35,6 @@ Started before the killer
 """
 import os
 import signal
-import time
 
 import pytest
 
