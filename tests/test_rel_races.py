@@ -9,7 +9,9 @@
 - Every thread of a multi-threaded victim dies, whichever thread crossed: the
   leader, a middle thread, the last one, or a thread after the leader itself
   has exited (pthread_exit: a zombie leader, a live group); also on the
-  deferred path (condemned with the gate closed, killed by the sweep).
+  deferred path (condemned with the gate closed, killed by the sweep). The
+  leader's exit keeps the process's counters (60 writes by the leader, 40 by
+  a thread after it exited: killed at 100).
 - Threads made with a raw clone3(CLONE_THREAD) count like pthreads (the
   100th kills); clone3 without CLONE_THREAD makes processes, which don't.
 """
@@ -71,6 +73,13 @@ def test_every_thread_dies_whichever_thread_crosses():
                     f"{what}: the crossing thread is {p.slot(R.P_A)}: {ev}"
                 if writer != 0:
                     assert ev["tid"] != p.pid, (what, ev)
+        # the leader's exit does not drop the process's entry: 60 writes by
+        # the leader, then it exits, then 40 by another thread reach 100
+        with R.Rel("w:60", "mt:4:-1:40") as p:
+            rc = p.wait(30)
+            assert rc == -signal.SIGKILL, f"counters lost when the leader exited: {p.describe()}"
+            ev = k.wait_event(pid=p.pid, kind="kill")
+            assert ev is not None and ev["value"] == 100 and ev["tid"] != p.pid, ev
 
 
 def test_every_thread_dies_on_the_deferred_path():
