@@ -75,7 +75,8 @@ for fam in "$@"; do
 	fi
 	# pytest's status travels in a file: sh has no pipefail.
 	{
-		timeout -k 30 "$LIMIT" $PYTHON -m pytest -q -p no:cacheprovider $PYTEST_ARGS 2>&1
+		timeout -k 30 "$LIMIT" $PYTHON -m pytest -q -p no:cacheprovider \
+			-o faulthandler_timeout=300 $PYTEST_ARGS 2>&1
 		echo $? >"$RESULTS/$fam.rc"
 	} | tee "$RESULTS/$fam.log"
 	rc=$(cat "$RESULTS/$fam.rc")
