@@ -109,6 +109,24 @@ class BpfMapInfo(Structure):
     ]
 
 
+# struct bpf_prog_info (linux/bpf.h): only recursion_misses is read, at its
+# uapi offset (5.12+); the kernel fills the first `len` bytes it knows.
+PROG_INFO_SIZE = 232
+PROG_INFO_RECURSION_MISSES = 208
+
+
+def prog_recursion_misses(lib: ctypes.CDLL, prog_fd: int) -> int:
+    """Runs of this program the kernel skipped because it was already running
+    on that CPU (a preempted run blocks the next one there)."""
+    buf = ctypes.create_string_buffer(PROG_INFO_SIZE)
+    size = c_uint32(PROG_INFO_SIZE)
+    lib.bpf_obj_get_info_by_fd(prog_fd, buf, ctypes.byref(size))
+    if size.value < PROG_INFO_RECURSION_MISSES + 8:
+        return 0
+    return int.from_bytes(buf.raw[PROG_INFO_RECURSION_MISSES:PROG_INFO_RECURSION_MISSES + 8],
+                          "little")
+
+
 class BtfType(Structure):
     """struct btf_type from linux/btf.h; `size_or_type` is the union."""
     _fields_ = [

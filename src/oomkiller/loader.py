@@ -239,6 +239,7 @@ class Killer:
         self.btf_custom: Optional[str] = None
         self.obj = BpfObject()
         self.links: list[BpfLink] = []
+        self.prog_fds: list[int] = []  # attached programs, for recursion misses
         self.rb = RingBuffer()
         self.plan: Optional[families.Plan] = None
         self._bss: Optional[mmap.mmap] = None
@@ -249,6 +250,7 @@ class Killer:
         self._sample_cb = _libbpf.RingBufferSampleFn(self._on_event)  # kept alive here
         self._last_dropped = 0
         self._last_untracked = 0
+        self._last_missed = 0
         self._sysinfo_buf = ctypes.create_string_buffer(256)  # struct sysinfo is 112 bytes
         self.stop_requested = False
         self.reload_requested = False
@@ -464,6 +466,7 @@ class Killer:
             hint = ("the verifier's log is above" if self.s.verbose
                     else "run with -v to see the verifier log")
             raise LoadFailed(f"failed to load BPF program: {e.strerror}: {hint}") from None
+        prog_fds: list[int] = []
         for p in iter_programs(self.lib, self.obj):
             if not self.lib.bpf_program__autoload(p):
                 continue
@@ -475,11 +478,14 @@ class Killer:
                 continue
             try:
                 self.links.append(self.lib.bpf_program__attach(p))
+                prog_fds.append(self.lib.bpf_program__fd(p))
             except OSError as e:
                 raise AttachFailed(f"failed to attach {name} ({section}): {e.strerror}: "
                                    "run with -v for libbpf's log") from None
         if self.sweep_fd < 0:
             raise SetupError("the BPF object has no sweep program: rebuild it with make")
+        # New programs count their misses from zero.
+        self.prog_fds, self._last_missed = prog_fds, 0
         self.say(f"loaded {len(plan.autoload)} programs, attached {len(self.links)}: "
                  + " ".join(plan.autoload))
 
@@ -554,7 +560,8 @@ class Killer:
         if new.attach != self.s.attach:
             self.warn(f"--attach {new.attach} needs a restart: keeping the families in use")
             new.attach = self.s.attach
-        old = (self.s, self.generation, self.obj, self.links, self.sweep_fd)
+        old = (self.s, self.generation, self.obj, self.links, self.sweep_fd,
+               self.prog_fds, self._last_missed)
         shared = {name: self._map_fd(name) for name in SHARED_MAPS}
         shared[".bss"] = self.lib.bpf_map__fd(self._internal_map(".bss"))
         self.s, self.generation, self.links, self.sweep_fd = new, self.generation + 1, [], -1
@@ -570,12 +577,13 @@ class Killer:
                 self.lib.bpf_link__destroy(self.links.pop())
             if self.obj:
                 self.lib.bpf_object__close(self.obj)
-            self.s, self.generation, self.obj, self.links, self.sweep_fd = old
+            (self.s, self.generation, self.obj, self.links, self.sweep_fd,
+             self.prog_fds, self._last_missed) = old
             self.log.verbose = self.s.verbose
             self.warn(f"cannot reload: {what}: keeping the current policy")
             return
         # The new generation is live; the old one does nothing from here on.
-        _, _, old_obj, old_links, _ = old
+        _, _, old_obj, old_links, *_ = old
         for link in old_links:
             self.lib.bpf_link__destroy(link)
         self.lib.bpf_object__close(old_obj)
@@ -625,6 +633,16 @@ class Killer:
             self.warn(f"{untracked - self._last_untracked} target events not tracked: "
                       f"process map full (capacity {self.s.capacity})")
         self._last_dropped, self._last_untracked = dropped, untracked
+        # Trampolines (fentry) always, and syscall tracepoints on fully
+        # preemptible kernels (seen on 7.2 with preempt=full/lazy, never on
+        # 6.18 voluntary), run BPF with preemption on: a run preempted on a
+        # CPU makes the kernel skip the same program's next run there.
+        missed = sum(_libbpf.prog_recursion_misses(self.lib, fd) for fd in self.prog_fds)
+        if missed > self._last_missed:
+            self.warn(f"the kernel skipped {missed - self._last_missed} hook runs "
+                      "(BPF recursion guard on a preemptible kernel): counts may be low; "
+                      "see README, Known limits")
+        self._last_missed = missed
 
     def ready_line(self) -> str:
         assert self.plan is not None
