@@ -32,25 +32,20 @@ endif
 
 all: oomkiller
 
-# Build dependencies, Debian package names. Checked once per build dir;
-# root installs what is missing, anyone else is told the command.
-DEB_DEPS := clang llvm libbpf-dev bpftool make gcc python3 python3-pytest
+# Build dependencies, checked once per build dir: root installs what is
+# missing (Debian package names), anyone else is told the command.
 $(BUILD)/.deps:
 	$(Q)mkdir -p $(BUILD)
 	$(Q)missing=""; \
-	for t in $(CLANG) $(STRIP) $(BPFTOOL) $(CC) $(PYTHON); do \
-		command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	command -v $(CLANG) >/dev/null 2>&1 || missing="$$missing clang"; \
+	command -v $(STRIP) >/dev/null 2>&1 || missing="$$missing llvm"; \
+	command -v $(BPFTOOL) >/dev/null 2>&1 || missing="$$missing bpftool"; \
+	command -v $(CC) >/dev/null 2>&1 || missing="$$missing gcc"; \
+	command -v make >/dev/null 2>&1 || missing="$$missing make"; \
+	[ -x $(PYTHON) ] || missing="$$missing python3"; \
 	[ -f /usr/include/bpf/bpf_helpers.h ] || missing="$$missing libbpf-dev"; \
 	$(PYTHON) -c 'import pytest' >/dev/null 2>&1 || missing="$$missing python3-pytest"; \
-	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" != 0 ]; then \
-			echo "oomkiller: missing build tools:$$missing: run: sudo apt-get install -y $(DEB_DEPS)" >&2; \
-			exit 1; \
-		fi; \
-		echo "  APT      $(DEB_DEPS)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -qq --no-install-recommends $(DEB_DEPS) >/dev/null || exit 1; \
-	fi
+	sh mk/apt-install.sh "building oomkiller" $$missing
 	$(Q)touch $@
 
 deps: $(BUILD)/.deps

@@ -44,15 +44,7 @@ $(BUILD)/.install-deps:
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v groff >/dev/null 2>&1 || missing="$$missing groff-base"; \
 	command -v man >/dev/null 2>&1 || missing="$$missing man-db"; \
-	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" != 0 ]; then \
-			echo "oomkiller: the install checks need:$$missing: run: sudo apt-get install -y$$missing" >&2; \
-			exit 1; \
-		fi; \
-		echo "  APT     $$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
-	fi
+	sh mk/apt-install.sh "the install checks" $$missing
 	$(Q)touch $@
 
 install-deps: $(BUILD)/.install-deps
