@@ -36,7 +36,6 @@ UNIT_EXEC := /usr/local/sbin/oomkiller
 
 # Tools the checks need, Debian package names: systemd-analyze (systemd),
 # groff (groff-base), man (man-db). Same pattern as $(BUILD)/.deps.
-INSTALL_DEB_DEPS := systemd groff-base man-db
 $(BUILD)/.install-deps:
 	$(Q)mkdir -p $(BUILD)
 	$(Q)missing=""; \
