@@ -1,11 +1,11 @@
 """The interface as one running killer shows it (default policy, gate open):
 --json events and their keys, stdout holding only events, the ready line."""
 import os
+import re
 
 import killer as K
 
 JSON_KEYS = {"event", "pid", "comm", "rule", "value", "limit", "mem_used_bytes", "time"}
-FAMILIES = ("fentry", "kprobe", "tracepoint")
 
 
 # ---- events ------------------------------------------------------------------
@@ -36,13 +36,21 @@ def test_ready_line_names_the_family_and_policy(default_killer):
     line = default_killer.ready_line
     assert line.startswith("oomkiller: ready"), line
     forced = os.environ.get(K.ATTACH_ENV)
+    m = re.search(r"families ([^;]*)", line)
+    assert m, f"no families in the ready line: {line}"
+    fams = dict(kv.split("=", 1) for kv in m.group(1).split())
+    assert {"mem", "sys", "tcp"} <= set(fams), f"a data source is missing: {line}"
+    sources = {src: fams[src] for src in ("mem", "sys", "tcp")}
     if forced and forced != "auto":
-        assert forced in line, f"forced --attach {forced}, ready line: {line}"
+        assert set(sources.values()) == {forced}, f"forced --attach {forced}, ready line: {line}"
     elif not os.path.exists("/sys/bus/event_source/devices/kprobe"):
         # this machine: no kprobes, no trampolines: only tracepoints can run
-        assert "tracepoint" in line, line
+        assert set(sources.values()) == {"tracepoint"}, line
         assert "kprobe" not in line and "fentry" not in line, line
     else:
-        assert any(f in line for f in FAMILIES), line
+        # kprobes here (the VM lane's stock kernel): auto must not settle for
+        # tracepoints on any source
+        assert all(f in ("fentry", "kprobe") for f in sources.values()), \
+            f"auto picked {sources}: {line}"
     for rule in ("fds", "writes", "threads", "rand"):
         assert rule in line, f"policy missing {rule}: {line}"
