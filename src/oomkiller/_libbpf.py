@@ -229,6 +229,7 @@ LIBBPF_FUNCS: tuple[Decl, ...] = (
     ("btf__name_by_offset", c_char_p, [Btf, c_uint32], None),
     ("btf__resolve_size", c_int64, [Btf, c_uint32], INT),
     ("btf__load_vmlinux_btf", Btf, [], PTR),
+    ("btf__parse", Btf, [c_char_p, c_void_p], PTR),
     ("btf__free", None, [Btf], None),
     ("ring_buffer__new", RingBuffer, [c_int, RingBufferSampleFn, c_void_p, c_void_p], PTR),
     ("ring_buffer__poll", c_int, [RingBuffer, c_int], None),

@@ -314,6 +314,14 @@ class Killer:
         self.obj_bytes, self.obj_origin = read_object()
         path, custom = btf_path()
         self.btf_custom = path if custom else None
+        if custom:
+            # libbpf reads a custom BTF only inside bpf_object__load, and a
+            # bad one would then look like a bad object: check it first.
+            try:
+                self.lib.btf__free(self.lib.btf__parse(path.encode(), None))
+            except OSError as e:
+                raise SetupError(f"OOMKILLER_BTF={path} is not usable BTF "
+                                 f"({e.strerror or 'unreadable'}): fix it or unset it") from None
         probe = KernelProbe(self._open, self.log, self.say)
         try:
             self._open_and_check()
