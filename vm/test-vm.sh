@@ -12,7 +12,7 @@ mkdir -p "$HERE/build/vm-out"
 VM_OUT=$(mktemp -d "$HERE/build/vm-out/test.XXXXXX")
 export VM_OUT
 # Per family plus boot; vm/run.sh kills the guest after this.
-: "${VM_FAMILY_TIMEOUT:=1200}"
+: "${VM_FAMILY_TIMEOUT:=600}"
 VM_TIMEOUT=${VM_TIMEOUT:-$(( VM_FAMILY_TIMEOUT * $# + 600 ))}
 export VM_TIMEOUT
 
@@ -29,7 +29,7 @@ mkdir -p "$TREE"
 }
 
 q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
-cmd="VM_PYTEST_ARGS=$(q "${VM_PYTEST_ARGS:-tests}") VM_FAMILY_TIMEOUT=$VM_FAMILY_TIMEOUT"
+cmd="VM_PYTEST_ARGS=$(q "${VM_PYTEST_ARGS:-tests/test_e2e_*.py}") VM_FAMILY_TIMEOUT=$VM_FAMILY_TIMEOUT"
 cmd="cd $(q "$TREE") && $cmd vm/guest-suite.sh $(q "$VM_OUT") $*"
 
 t0=$(date +%s)
