@@ -40,14 +40,13 @@ VM_FAMILY_TIMEOUT ?= 600
 export VM_PYTEST_ARGS VM_FAMILY_TIMEOUT
 
 # busybox: virtme-ng builds its initramfs around a static one.
-VM_DEB_DEPS := qemu-system-x86 kmod busybox-static
 
 export VM_CACHE VM_MEMORY VM_CPUS VNG KERNEL MODULES
 
 .PHONY: vm-deps vm-kernel vm-run test-vm
 
-# Same pattern as $(BUILD)/.deps: root installs what is missing, anyone
-# else is told the command.
+# Like $(BUILD)/.deps: mk/apt-install.sh installs what is missing as root,
+# and tells anyone else the command.
 $(BUILD)/.vm-deps:
 	$(Q)mkdir -p $(BUILD)
 	$(Q)missing=""; \
@@ -55,15 +54,7 @@ $(BUILD)/.vm-deps:
 	PATH="$$PATH:/usr/sbin:/sbin" command -v depmod >/dev/null 2>&1 || missing="$$missing kmod"; \
 	command -v busybox >/dev/null 2>&1 || missing="$$missing busybox-static"; \
 	$(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
-	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" != 0 ]; then \
-			echo "oomkiller: VM lane needs:$$missing: run: sudo apt-get install -y $(VM_DEB_DEPS) python3-venv" >&2; \
-			exit 1; \
-		fi; \
-		echo "  APT      $$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -qq --no-install-recommends $(VM_DEB_DEPS) python3-venv >/dev/null || exit 1; \
-	fi
+	sh mk/apt-install.sh "the VM lane" $$missing
 	$(Q)touch $@
 
 # virtme-ng from PyPI into a venv of Debian's python3, so nothing leaks into
