@@ -44,6 +44,19 @@ def rule_key(name: str) -> str:
 
 # ---- memory, as sysinfo(2) reports it ---------------------------------------
 
+
+def read_progress(path: Path, magic: int) -> Optional[tuple]:
+    """The 8 u64 progress slots a workload publishes in its shared file, or
+    None before it has written them (slot P_MAGIC holds its magic)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if len(data) < 64:
+        return None
+    slots = struct.unpack("<8Q", data[:64])
+    return slots if slots[P_MAGIC] == magic else None
+
 class _Sysinfo(ctypes.Structure):
     _fields_ = [
         ("uptime", ctypes.c_long),
@@ -401,16 +414,7 @@ class Workload:
         return self.proc is not None and self.proc.poll() is None and alive(self.proc.pid)
 
     def progress(self) -> Optional[tuple]:
-        if not self.progress_path:
-            return None
-        try:
-            data = self.progress_path.read_bytes()
-        except FileNotFoundError:
-            return None
-        if len(data) < 64:
-            return None
-        slots = struct.unpack("<8Q", data[:64])
-        return slots if slots[P_MAGIC] == PROG_MAGIC else None
+        return read_progress(self.progress_path, PROG_MAGIC) if self.progress_path else None
 
     def out_size(self) -> Optional[int]:
         if not self.out_path:

@@ -106,14 +106,7 @@ class Rel:
         return self.proc is not None and self.proc.poll() is None and K.alive(self.proc.pid)
 
     def progress(self) -> Optional[tuple]:
-        try:
-            data = self.progress_path.read_bytes()
-        except FileNotFoundError:
-            return None
-        if len(data) < 64:
-            return None
-        slots = struct.unpack("<8Q", data[:64])
-        return slots if slots[P_MAGIC] == REL_MAGIC else None
+        return K.read_progress(self.progress_path, REL_MAGIC)
 
     def slot(self, i: int) -> Optional[int]:
         p = self.progress()
