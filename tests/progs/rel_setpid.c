@@ -14,13 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 int main(int argc, char **argv)
 {
-	pid_t want, got;
+	pid_t want, got, parent;
 	struct clone_args ca = { .exit_signal = SIGCHLD };
 	int st;
 
@@ -29,6 +30,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	want = atoi(argv[1]);
+	parent = getpid();
 	ca.set_tid = (uint64_t)(uintptr_t)&want;
 	ca.set_tid_size = 1;
 	got = syscall(SYS_clone3, &ca, sizeof(ca));
@@ -37,6 +39,10 @@ int main(int argc, char **argv)
 		return 4;
 	}
 	if (got == 0) {
+		/* Die with us: a test that kills rel_setpid must not leave the
+		 * target it started behind (the death signal survives exec). */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
+			_exit(5);
 		execv(argv[2], argv + 2);
 		fprintf(stderr, "rel_setpid: exec %s: %s\n", argv[2], strerror(errno));
 		_exit(5);
