@@ -45,6 +45,18 @@ def rule_key(name: str) -> str:
 # ---- memory, as sysinfo(2) reports it ---------------------------------------
 
 
+
+def one_line_error(res, code: int, what: str) -> str:
+    """A user error as the CLI contract wants it: exit `code`, exactly one
+    `oomkiller: ...` line on stderr, no traceback anywhere. Returns the line."""
+    assert res.returncode == code, f"{what}: exit {res.returncode}, expected {code}; " \
+                                   f"stderr={res.stderr!r}"
+    assert "Traceback" not in res.stderr + res.stdout, f"{what}: traceback:\n{res.stderr}"
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, f"{what}: expected a one-line message, got {lines!r}"
+    assert lines[0].startswith("oomkiller: "), f"{what}: {lines[0]!r}"
+    return lines[0]
+
 def read_progress(path: Path, magic: int) -> Optional[tuple]:
     """The 8 u64 progress slots a workload publishes in its shared file, or
     None before it has written them (slot P_MAGIC holds its magic)."""

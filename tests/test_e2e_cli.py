@@ -17,15 +17,6 @@ def run_cli(*args, timeout=60, **kw):
                           timeout=timeout, stdin=subprocess.DEVNULL, **kw)
 
 
-def assert_one_line_error(res, code, what):
-    assert res.returncode == code, f"{what}: exit {res.returncode}, expected {code}; " \
-                                   f"stderr={res.stderr!r}"
-    assert "Traceback" not in res.stderr + res.stdout, f"{what}: traceback: {res.stderr}"
-    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, f"{what}: expected a one-line message, got {lines!r}"
-    assert lines[0].startswith("oomkiller"), f"{what}: {lines[0]!r}"
-
-
 # ---- events ----------------------------------------------------------------
 
 def test_plain_event_line(gate_open_ballast):
@@ -140,7 +131,7 @@ BAD_ARGS = [
 @pytest.mark.parametrize("args", BAD_ARGS, ids=lambda a: " ".join(a) or "empty")
 def test_bad_argument_exits_2_with_one_line(e2e_session, args):
     res = run_cli(*args)
-    assert_one_line_error(res, 2, f"oomkiller {' '.join(args)}")
+    K.one_line_error(res, 2, f"oomkiller {' '.join(args)}")
 
 
 def test_unavailable_family_is_refused(e2e_session):
@@ -151,7 +142,7 @@ def test_unavailable_family_is_refused(e2e_session):
     else:
         # this machine: CONFIG_KPROBES unset, so forcing kprobe must fail clearly
         res = run_cli("--attach", "kprobe", timeout=60)
-        assert_one_line_error(res, 1, "--attach kprobe without kprobes")
+        K.one_line_error(res, 1, "--attach kprobe without kprobes")
         assert "kprobe" in res.stderr, res.stderr
 
 
@@ -174,7 +165,7 @@ def test_non_root_is_refused(e2e_session):
                               app, *K.attach_args()],
                              capture_output=True, text=True, timeout=60, cwd=tmp, env=env,
                              stdin=subprocess.DEVNULL)
-        assert_one_line_error(res, 1, "as user nobody")
+        K.one_line_error(res, 1, "as user nobody")
         low = res.stderr.lower()
         assert "root" in low or "cap_bpf" in low, res.stderr
     finally:

@@ -45,16 +45,6 @@ def run_cli(*args, env=None, timeout=30, prefix=()):
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=e)
 
 
-def assert_one_line(res, code, what):
-    assert res.returncode == code, f"{what}: exit {res.returncode}, expected {code}; " \
-                                   f"stderr={res.stderr!r}"
-    assert "Traceback" not in res.stderr + res.stdout, f"{what}: traceback:\n{res.stderr}"
-    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, f"{what}: expected one line, got {lines!r}"
-    assert lines[0].startswith("oomkiller: "), lines
-    return lines[0]
-
-
 # ---- SIGKILL ---------------------------------------------------------------------
 
 def test_sigkill_leaves_nothing_attached():
@@ -111,7 +101,7 @@ def test_second_instance_is_refused():
         except subprocess.TimeoutExpired:
             pytest.fail("a second ./oomkiller started and kept running next to the first "
                         "(expected exit 1, 'already running')")
-        line = assert_one_line(res, 1, "second instance")
+        line = K.one_line_error(res, 1, "second instance")
         assert "already running" in line, line
         assert k.running()
         with R.Rel("w:100", "pause") as p:
@@ -142,14 +132,14 @@ def test_missing_or_corrupt_bpf_object(tmp_path):
     before = R.bpf_ids("prog")
     for what, path in _bad_objects(tmp_path).items():
         res = run_cli(*R.OPEN, env={"OOMKILLER_BPF_OBJ": path})
-        assert_one_line(res, 1, f"BPF object {what}")
+        K.one_line_error(res, 1, f"BPF object {what}")
     left = R.bpf_ids("prog") - before
     assert not left, f"programs left behind by failed starts: {sorted(left)}"
 
 
 def test_no_kernel_btf():
     res = run_cli(*R.OPEN, env={"OOMKILLER_BTF": "/nonexistent/vmlinux"})
-    line = assert_one_line(res, 1, "missing BTF")
+    line = K.one_line_error(res, 1, "missing BTF")
     assert "BTF" in line, line
 
 
@@ -159,7 +149,7 @@ def test_garbage_kernel_btf_is_named(tmp_path):
     junk = tmp_path / "vmlinux"
     junk.write_bytes(b"\x00" * 4096)
     res = run_cli(*R.OPEN, env={"OOMKILLER_BTF": str(junk)})
-    line = assert_one_line(res, 1, "garbage BTF")
+    line = K.one_line_error(res, 1, "garbage BTF")
     assert "BTF" in line or "btf" in line, line
 
 
@@ -237,7 +227,7 @@ def test_memlock_64k():
         k.start()
     except K.KillerFailed:
         res = run_cli(*R.OPEN, prefix=["prlimit", "--memlock=65536:65536", "--"])
-        line = assert_one_line(res, 1, "memlock 64K")
+        line = K.one_line_error(res, 1, "memlock 64K")
         assert "memlock" in line.lower() or "ulimit -l" in line, line
         return
     try:
