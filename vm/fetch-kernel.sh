@@ -44,20 +44,10 @@ newest_cached() {
 }
 
 APT="$CACHE/apt"
-aptq() {
-	apt-get -q \
-		-o Dir::Etc::SourceList="$APT/sources.list" \
-		-o Dir::Etc::SourceParts="$APT/empty" \
-		-o Dir::Etc::PreferencesParts="$APT/empty" \
-		-o Dir::Etc::Preferences="$APT/empty/none" \
-		-o Dir::State="$APT/state" \
-		-o Dir::State::status="$APT/state/status" \
-		-o Dir::Cache="$APT/cache" \
-		-o APT::Sandbox::User=root \
-		"$@"
-}
-apt_cache() {
-	apt-cache \
+# apt-get and apt-cache on our own sources list and state, not the system's.
+apt_private() {
+	tool=$1; shift
+	"$tool" \
 		-o Dir::Etc::SourceList="$APT/sources.list" \
 		-o Dir::Etc::SourceParts="$APT/empty" \
 		-o Dir::Etc::PreferencesParts="$APT/empty" \
@@ -67,6 +57,8 @@ apt_cache() {
 		-o Dir::Cache="$APT/cache" \
 		"$@"
 }
+aptq() { apt_private apt-get -q -o APT::Sandbox::User=root "$@"; }
+apt_cache() { apt_private apt-cache "$@"; }
 
 VER=
 if [ -n "$URI" ]; then
