@@ -352,15 +352,15 @@ static __always_inline struct oomk_proc *proc_get(struct task_struct *t, __u32 t
 	init.start_time = leader->start_time;
 	init.generation = cfg.generation;
 	__builtin_memcpy(init.comm, leader->comm, OOMK_COMM_LEN);
-	if (bpf_map_update_elem(&procs, &tgid, &init, BPF_NOEXIST) &&
-	    !bpf_map_lookup_elem(&procs, &tgid)) {
+	/* -EEXIST only means another thread of the process got here first. */
+	bpf_map_update_elem(&procs, &tgid, &init, BPF_NOEXIST);
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	if (!p) {
 		/* Full: the target goes untracked; we never guess a kill. */
 		__sync_fetch_and_add(&stats.untracked, 1);
 		return NULL;
 	}
-	p = bpf_map_lookup_elem(&procs, &tgid);
-	if (p)
-		fds_check(p, t, tgid, tid);
+	fds_check(p, t, tgid, tid);
 	return p;
 }
 
