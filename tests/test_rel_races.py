@@ -28,12 +28,17 @@ pytestmark = pytest.mark.usefixtures("rel_session")
 
 THREADS, EACH = 64, 50
 TOTAL = THREADS * EACH
+# How many times the exact write race runs (issue 9: 20 rounds in a row per
+# family and kernel is the proof; CI runs fewer). Lost counts show up in a
+# few rounds of 20, not in every one.
+ROUNDS = int(os.environ.get("OOMKILLER_RACE_ROUNDS", "1"))
 
 
 # Each test runs its own killer: two killers at once would both act on the
 # same targets, and pytest keeps a module fixture alive until the module ends.
 
-def test_64_threads_writing_lose_no_update_and_value_is_exact():
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_64_threads_writing_lose_no_update_and_value_is_exact(round_):
     with K.Killer(*R.OPEN, "--max-writes", TOTAL) as k:
         for attempt in range(5):
             with R.Rel(f"race:{THREADS}:{EACH}", out=True) as p:
