@@ -1,18 +1,27 @@
 #!/bin/sh
-# Fetch the newest generic amd64 kernel from Debian unstable, unpack it and
-# make its modules loadable by virtme-ng's initramfs. Prints one line:
+# Fetch stock Debian generic amd64 kernels, unpack them and make their
+# modules loadable by virtme-ng's initramfs. For each SPEC, prints one line:
 #   VMLINUZ MODDIR
-# Cached in $VM_CACHE (default /var/cache/oomkiller-vm): reruns download
-# nothing new. If the archive can't be reached, the newest cached kernel
-# is used.
+#
+#   vm/fetch-kernel.sh [SPEC...]      default: newest
+#
+# SPEC is "newest" (the highest linux-image-VER-amd64 in unstable or
+# trixie-backports), a version prefix ("6.18.5": the highest package whose
+# VER starts with it, e.g. linux-image-6.18.5+deb13-amd64), or an exact
+# uname -r ("6.18.5+deb13-amd64"). Cached in $VM_CACHE (default
+# /var/cache/oomkiller-vm): an exact SPEC already cached needs no network,
+# and reruns download nothing new. If the archive can't be reached, the
+# newest cached kernel that matches is used.
 #
 # The mirror comes from this machine's own apt sources, so no host name is
-# written here. VER is resolved at run time: unstable moves every few weeks.
+# written here. Versions are resolved at run time: unstable moves every few
+# weeks, backports less often.
 set -eu
 PATH=$PATH:/usr/sbin:/sbin
 
 CACHE=${VM_CACHE:-/var/cache/oomkiller-vm}
-SUITE=${VM_SUITE:-unstable}
+# Suites searched; both are on the main archive.
+SUITES=${VM_SUITES:-unstable trixie-backports}
 FLAVOUR=amd64   # generic: the "cloud" flavour has no 9p, which virtme needs
 
 say() { echo "vm: $*" >&2; }
@@ -26,7 +35,7 @@ exec 9>"$CACHE/.lock"
 flock 9
 
 # The first Debian mirror this machine uses: deb822 sources first, then the
-# one-line format. Security mirrors don't carry unstable.
+# one-line format. Security mirrors don't carry unstable or backports.
 mirror() {
 	for f in /etc/apt/sources.list.d/*.sources; do
 		[ -f "$f" ] || continue
@@ -38,10 +47,6 @@ mirror() {
 	done
 }
 URI=$(mirror | grep -v -e '-security' -e 'security\.' | head -n1)
-
-newest_cached() {
-	ls -1d "$CACHE"/*/.ready 2>/dev/null | sed 's,/\.ready$,,' | sort -V | tail -n1
-}
 
 APT="$CACHE/apt"
 # apt-get and apt-cache on our own sources list and state, not the system's.
@@ -60,60 +65,109 @@ apt_private() {
 aptq() { apt_private apt-get -q -o APT::Sandbox::User=root "$@"; }
 apt_cache() { apt_private apt-cache "$@"; }
 
-VER=
-if [ -n "$URI" ]; then
+# The newest cached kernel whose uname -r matches SPEC ("newest": any).
+newest_cached() {
+	case $1 in newest) pat='*' ;; *) pat="$1*" ;; esac
+	for d in "$CACHE"/$pat/.ready; do
+		[ -f "$d" ] && basename "$(dirname "$d")"
+	done | sort -V | tail -n1
+}
+
+updated=
+# apt-get update on the private state, once per call.
+update() {
+	[ -z "$updated" ] || return "$updated"
+	updated=1
+	[ -n "$URI" ] || { say "no Debian mirror found in /etc/apt"; return 1; }
 	mkdir -p "$APT/empty" "$APT/state/lists/partial" "$APT/cache/archives/partial"
 	: >"$APT/state/status"
 	keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-	echo "deb [signed-by=$keyring] $URI $SUITE main" >"$APT/sources.list"
+	for suite in $SUITES; do
+		echo "deb [signed-by=$keyring] $URI $suite main"
+	done >"$APT/sources.list"
 	if aptq update >"$APT/update.log" 2>&1; then
-		# linux-image-amd64 is the metapackage that tracks the current ABI.
-		VER=$(apt_cache depends linux-image-$FLAVOUR 2>/dev/null |
-			sed -n "s/^ *Depends: linux-image-\(.*\)-$FLAVOUR\$/\1/p" | head -n1)
+		updated=0
 	else
 		say "apt-get update failed (see $APT/update.log)"
 	fi
-else
-	say "no Debian mirror found in /etc/apt"
-fi
+	return "$updated"
+}
 
-if [ -z "$VER" ]; then
-	dir=$(newest_cached)
-	[ -n "$dir" ] || die "cannot resolve a $SUITE kernel and none is cached in $CACHE"
-	say "using cached kernel $(basename "$dir")"
-else
-	KVER=$VER-$FLAVOUR
-	dir="$CACHE/$KVER"
-	if [ ! -f "$dir/.ready" ]; then
-		say "fetching Linux $KVER from $SUITE"
-		rm -rf "$dir" && mkdir -p "$dir/debs" "$dir/root"
-		# Since 6.17-ish (trixie+1) linux-image-VER is a metapackage over
-		# linux-{binary,modules,base}-VER; older ones carry everything
-		# themselves. Take the image and whichever of those exist.
-		pkgs="linux-image-$KVER"
-		for p in binary modules base; do
-			if apt_cache show "linux-$p-$KVER" >/dev/null 2>&1; then
-				pkgs="$pkgs linux-$p-$KVER"
-			fi
+# apt-cache show succeeds even for a name with no version to download.
+has_candidate() {
+	apt_cache policy "$1" 2>/dev/null | grep -q '^ *Candidate: [0-9]'
+}
+
+# uname -r of the highest linux-image-VER-amd64 in the suites matching SPEC.
+# Package names carry the version (linux-image-6.18.5+deb13-amd64), so
+# sort -V on them ranks kernels; -dbg, -unsigned and the cloud/rt flavours
+# don't end in -amd64.
+resolve() {
+	case $1 in newest) pre= ;; *) pre=$1 ;; esac
+	apt_cache pkgnames linux-image- 2>/dev/null |
+		sed -n "s/^linux-image-\([0-9][^-]*\(-[0-9][^-]*\)\{0,1\}\)-$FLAVOUR\$/\1-$FLAVOUR/p" |
+		while read -r v; do
+			case $v in "$pre"*) echo "$v" ;; esac
+		done | sort -V -r | while read -r v; do
+			# pkgnames also lists names only referenced (Provides,
+			# old versions): take the highest that can be downloaded.
+			if has_candidate "linux-image-$v"; then echo "$v"; break; fi
 		done
-		(cd "$dir/debs" && aptq download $pkgs >"$dir/download.log" 2>&1) ||
-			die "apt-get download failed (see $dir/download.log)"
-		for deb in "$dir"/debs/*.deb; do dpkg -x "$deb" "$dir/root"; done
-		rm -rf "$dir/debs"
-		# depmod -b looks in BASE/lib/modules; newer packages use /usr/lib.
-		[ -e "$dir/root/lib" ] || ln -s usr/lib "$dir/root/lib"
-		# virtme's initramfs can't load compressed modules ("Invalid ELF
-		# header magic"): decompress and rebuild the indexes.
-		find "$dir/root/lib/modules/$KVER" -name '*.ko.xz' -exec xz -d {} +
-		find "$dir/root/lib/modules/$KVER" -name '*.ko.zst' -exec zstd -q -d --rm {} +
-		depmod -b "$dir/root" "$KVER"
-		touch "$dir/.ready"
-	fi
-fi
+}
 
-kver=$(basename "$dir")
-mod="$dir/root/lib/modules/$kver"
-for k in "$mod/vmlinuz" "$dir/root/boot/vmlinuz-$kver"; do
-	if [ -f "$k" ]; then echo "$k $mod"; exit 0; fi
+# Download and unpack linux-image-KVER (and its split parts) into $CACHE/KVER.
+fetch() {
+	KVER=$1
+	dir="$CACHE/$KVER"
+	[ -f "$dir/.ready" ] && return 0
+	say "fetching Linux $KVER"
+	rm -rf "$dir" && mkdir -p "$dir/debs" "$dir/root"
+	# From 6.19 on linux-image-VER is a metapackage over
+	# linux-{binary,modules,base}-VER; older ones (6.18.5+deb13) carry
+	# everything themselves, and their linux-base dependency isn't in the
+	# archive, which is why we download and unpack rather than install.
+	# Take the image and whichever of those exist.
+	pkgs="linux-image-$KVER"
+	for p in binary modules base; do
+		if has_candidate "linux-$p-$KVER"; then
+			pkgs="$pkgs linux-$p-$KVER"
+		fi
+	done
+	(cd "$dir/debs" && aptq download $pkgs >"$dir/download.log" 2>&1) ||
+		die "apt-get download $pkgs failed (see $dir/download.log)"
+	for deb in "$dir"/debs/*.deb; do dpkg -x "$deb" "$dir/root"; done
+	rm -rf "$dir/debs"
+	# depmod -b looks in BASE/lib/modules; newer packages use /usr/lib.
+	[ -e "$dir/root/lib" ] || ln -s usr/lib "$dir/root/lib"
+	# virtme's initramfs can't load compressed modules ("Invalid ELF
+	# header magic"): decompress and rebuild the indexes.
+	find "$dir/root/lib/modules/$KVER" -name '*.ko.xz' -exec xz -d {} +
+	find "$dir/root/lib/modules/$KVER" -name '*.ko.zst' -exec zstd -q -d --rm {} +
+	depmod -b "$dir/root" "$KVER"
+	touch "$dir/.ready"
+}
+
+[ $# -gt 0 ] || set -- newest
+for spec in "$@"; do
+	kver=
+	case $spec in
+	*-"$FLAVOUR") [ -f "$CACHE/$spec/.ready" ] && kver=$spec ;;
+	esac
+	if [ -z "$kver" ] && update; then
+		kver=$(resolve "$spec")
+		[ -n "$kver" ] || die "no linux-image-$spec*-$FLAVOUR in $SUITES"
+		fetch "$kver"
+	fi
+	if [ -z "$kver" ]; then
+		kver=$(newest_cached "$spec")
+		[ -n "$kver" ] || die "cannot resolve kernel $spec and none is cached in $CACHE"
+		say "using cached kernel $kver for $spec"
+	fi
+	dir="$CACHE/$kver"
+	mod="$dir/root/lib/modules/$kver"
+	found=
+	for k in "$mod/vmlinuz" "$dir/root/boot/vmlinuz-$kver"; do
+		if [ -f "$k" ]; then echo "$k $mod"; found=1; break; fi
+	done
+	[ -n "$found" ] || die "no vmlinuz in $dir"
 done
-die "no vmlinuz in $dir"
