@@ -7,10 +7,14 @@
 # CMD's stdout and stderr come back on ours, as it runs; we exit with CMD's
 # status. The guest console (kernel messages, virtme's own chatter) goes to
 # $OUT/console.log and is shown only when the guest fails to report a status.
+# An oops or panic in the guest's console is always reported, with its lines,
+# and makes us exit 125 (written to $OUT/oops too).
 #
 # Environment (set by mk/vm.mk): VNG, VM_CACHE, VM_MEMORY, VM_CPUS, KERNEL,
-# MODULES, VM_TIMEOUT (seconds, default 1800), VM_OUT (results folder,
-# default a fresh one under build/vm-out).
+# MODULES, VM_KERNEL (a vm/fetch-kernel.sh SPEC, default newest; KERNEL
+# wins), VM_TCG_THREAD (single or multi, default single), VM_TIMEOUT
+# (seconds, default 1800), VM_OUT (results folder, default a fresh one
+# under build/vm-out).
 set -eu
 PATH=$PATH:/usr/sbin:/sbin
 
@@ -25,11 +29,11 @@ case $VNG in /*) ;; *) VNG=$HERE/$VNG ;; esac
 # vng starts virtme-run from PATH.
 PATH=$(dirname "$VNG"):$PATH
 
-# Which kernel: the user's, or Debian unstable's (fetched and cached).
+# Which kernel: the user's, or a stock Debian one (fetched and cached).
 if [ -n "${KERNEL:-}" ]; then
 	set -- $("$HERE/vm/prep-kernel.sh" "$KERNEL" "${MODULES:-}")
 else
-	set -- $("$HERE/vm/fetch-kernel.sh")
+	set -- $("$HERE/vm/fetch-kernel.sh" "${VM_KERNEL:-newest}")
 fi
 VMLINUZ=$1
 
@@ -45,6 +49,21 @@ rm -f "$OUT/rc" "$OUT/started"
 
 printf '%s\n' "$CMD" >"$OUT/cmd"
 
+# Single-threaded TCG: under QEMU's default multi-threaded TCG the guest
+# panicked with "Oops: int3" at syscall tracepoint jump-label sites
+# (syscall_exit_work+0x6e, trace_syscall_exit+0xa) while programs on
+# sys_enter/sys_exit were attached and detached every few seconds, on both
+# 6.18.5 and 7.2.13, after 194 s and 377 s: cross-modifying code (text_poke
+# and its int3 dance) racing other vCPU threads. One host thread for all
+# vCPUs never did. vng 1.42 passes no -accel of its own with --disable-kvm
+# (just -machine q35 -cpu max), so ours is the only one; --qemu-opts must
+# come last, it takes the rest of the line.
+case ${VM_TCG_THREAD:-single} in
+single | multi) ;;
+*) echo "vm: VM_TCG_THREAD=$VM_TCG_THREAD: want single or multi" >&2; exit 2 ;;
+esac
+ACCEL="tcg,thread=${VM_TCG_THREAD:-single}"
+
 vng_pid=
 cleanup() {
 	# timeout(1) leads its own process group: signal it and it passes the
@@ -59,7 +78,8 @@ timeout -k 10 "${VM_TIMEOUT:-1800}" "$VNG" -r "$VMLINUZ" \
 	--force-9p --disable-kvm --verbose \
 	--memory "${VM_MEMORY:-6G}" --cpus "${VM_CPUS:-2}" \
 	--overlay-rwdir "$HERE" --rwdir "$OUT" \
-	--exec "'$HERE/vm/guest-exec.sh' '$OUT'" </dev/null >"$OUT/console.log" 2>&1 &
+	--exec "'$HERE/vm/guest-exec.sh' '$OUT'" \
+	--qemu-opts="-accel $ACCEL" </dev/null >"$OUT/console.log" 2>&1 &
 vng_pid=$!
 
 # Stream CMD's output while the guest runs; tail exits once vng has gone.
@@ -73,6 +93,10 @@ t2=$!
 boot_limit=${VM_BOOT_TIMEOUT:-300}
 why=
 while kill -0 "$vng_pid" 2>/dev/null; do
+	# For the record: QEMU's command line, with our -accel in it.
+	if [ ! -s "$OUT/qemu.cmdline" ]; then
+		pgrep -a -f "qemu-system.*$OUT" | head -n1 | cut -d' ' -f2- >"$OUT/qemu.cmdline" || true
+	fi
 	if [ ! -f "$OUT/started" ]; then
 		if grep -q -e 'Kernel panic' -e 'PANIC: early exception' "$OUT/console.log"; then
 			why="the guest kernel panicked at boot"
@@ -91,6 +115,17 @@ wait "$vng_pid" || vng_rc=$?
 vng_pid=
 wait "$t1" "$t2" 2>/dev/null || true
 t=$(( $(date +%s) - t0 ))
+
+# The guest kernel's own word, whatever CMD said: an oops can kill one test's
+# process and leave the rest running, and a panic stops the guest.
+OOPS='Oops:|Kernel panic|BUG:|general protection|PANIC: early exception'
+if grep -E -q "$OOPS" "$OUT/console.log"; then
+	grep -E -A 12 "$OOPS" "$OUT/console.log" >"$OUT/oops"
+	echo "vm: GUEST KERNEL OOPS/PANIC ($OUT/console.log):" >&2
+	head -n 40 "$OUT/oops" | sed 's/^/vm:   /' >&2
+	[ -f "$OUT/rc" ] && echo "vm: command exited $(cat "$OUT/rc") (not trusted after an oops)" >&2
+	exit 125
+fi
 
 if [ ! -f "$OUT/rc" ]; then
 	if [ -n "$why" ]; then
