@@ -4,10 +4,12 @@
 #
 #   vm/guest-suite.sh RESULTS [FAMILY...]
 #
-# For each family F it writes RESULTS/F.log (pytest's output, also streamed)
-# and RESULTS/F.result, one line: "PASS|FAIL SECONDS SUMMARY". The host reads
-# those files, not the console, so a family the guest never finished shows
-# as not run. Environment: VM_PYTEST_ARGS (what pytest runs, default
+# For each family F it writes RESULTS/F.started when it begins, RESULTS/F.log
+# (pytest's output, also streamed) and RESULTS/F.result, one line:
+# "PASS|FAIL SECONDS SUMMARY". The host reads those files, not the console,
+# so a family the guest never finished shows as not run (or, started and
+# unfinished, as the one a panic stopped). A kernel oops during a family
+# (dmesg) fails it, whatever pytest said. Environment: VM_PYTEST_ARGS (what pytest runs, default
 # "tests/test_e2e_*.py"; mk/vm.mk passes its own), VM_FAMILY_TIMEOUT
 # (seconds per family, default 600).
 set -u
@@ -72,9 +74,14 @@ check_auto() {
 	say "auto: ready line picks $fams"
 }
 
+OOPS='Oops:|Kernel panic|BUG:|general protection'
+oopses() { dmesg 2>/dev/null | grep -E -c "$OOPS"; }
+
 for fam in "$@"; do
 	say "$fam: running $PYTHON -m pytest -q $PYTEST_ARGS"
 	t0=$(date +%s)
+	: >"$RESULTS/$fam.started"
+	oops0=$(oopses)
 	ok=1
 	if [ "$fam" = auto ]; then
 		unset OOMKILLER_TEST_ATTACH
@@ -96,6 +103,12 @@ for fam in "$@"; do
 	summary=$(grep -E '[0-9]+ (passed|failed|error|errors|skipped)' "$RESULTS/$fam.log" | tail -n1 |
 		sed -e 's/=//g' -e 's/ in [0-9.]*s.*//' -e 's/^ *//' -e 's/ *$//')
 	[ -n "$summary" ] || summary="pytest exit $rc"
+	if [ "$(oopses)" != "$oops0" ]; then
+		ok=0
+		summary="KERNEL OOPS; $summary"
+		say "$fam: the kernel oopsed during this family:"
+		dmesg | grep -E -A 12 "$OOPS" | tee "$RESULTS/$fam.oops" | sed 's/^/test-vm:   /'
+	fi
 	if [ $ok = 1 ]; then verdict=PASS; else verdict=FAIL; fi
 	echo "$verdict $t $summary" >"$RESULTS/$fam.result"
 	say "$fam: $verdict ($summary, ${t}s)"
