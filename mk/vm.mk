@@ -1,16 +1,25 @@
-# VM lane (issue 3): boot a stock Debian kernel under QEMU (TCG) over this
-# machine's own root filesystem with virtme-ng, and run the end-to-end suite
-# there once per attach family.
+# VM lane (issues 3, 9): boot stock Debian kernels under QEMU (single-threaded
+# TCG) over this machine's own root filesystem with virtme-ng, and run the
+# per-family suite there once per attach family, per kernel.
 #
-#   make vm-run CMD='uname -r'        run CMD in the guest, in this directory;
+#   make vm-run CMD='uname -r'        run CMD in a guest, in this directory;
 #                                     make exits with CMD's status
+#   make vm-run VM_KERNEL=6.18.5 CMD=...   the same on another stock kernel
 #   make test-vm                      the per-family set under fentry,
-#                                     kprobe, tracepoint, then auto
+#                                     kprobe, tracepoint, then auto, on
+#                                     every kernel of VM_KERNELS, two
+#                                     guests at once
+#   make test-vm VM_RACE_ROUNDS=20    the 20-round proof of the exact race
 #   make test-vm KERNEL=/path/vmlinuz [MODULES=/path/lib/modules/VER]
-#                                     the same on a kernel you bring
+#                                     the same on one kernel you bring
+#                                     (vm-run takes these too)
 #
-# Without KERNEL, vm/fetch-kernel.sh resolves the newest generic amd64 kernel
-# in Debian unstable at run time and caches it unpacked in $(VM_CACHE).
+# Kernels: VM_KERNELS is a list of vm/fetch-kernel.sh SPECs: "newest" (the
+# highest linux-image-VER-amd64 in unstable and trixie-backports), a version
+# prefix ("6.18.5" -> 6.18.5+deb13-amd64, from trixie-backports), or an
+# exact uname -r. They are resolved at run time from this machine's own apt
+# mirror, cached unpacked in $(VM_CACHE), and named in the output. Results:
+# build/vm-out/test.XXXXXX/KVER/FAMILY.result, one line each.
 
 VM_CACHE  ?= /var/cache/oomkiller-vm
 VM_VENV   := $(BUILD)/vm-venv
@@ -20,24 +29,39 @@ VIRTME_NG ?= virtme-ng==1.42
 # 6G: the suite holds a ballast of gate + 1.5 GiB + slack (~2.8 GiB) and
 # wants 2 GiB of RAM left beside it (tests/killer.py, Ballast).
 VM_MEMORY ?= 6G
+# 2: the race tests need two guest CPUs to race.
 VM_CPUS   ?= 2
+# The matrix: Debian's 6.18.5 (what oomkiller was specified for) and the
+# newest 7.x. One guest per kernel, VM_PARALLEL at once.
+VM_KERNELS  ?= 6.18.5 newest
+VM_PARALLEL ?= 2
+# vm-run's kernel (a SPEC, as above).
+VM_KERNEL   ?= newest
+# single: multi-threaded TCG oopsed ("Oops: int3" at syscall tracepoint
+# jump-label sites) while programs were attached and detached; see vm/run.sh.
+VM_TCG_THREAD ?= single
+# Rounds of the 64-thread exact write race (tests/test_rel_races.py).
+VM_RACE_ROUNDS ?= 3
 # Families run by test-vm, in this order; auto last.
 VM_FAMILIES ?= fentry kprobe tracepoint auto
-# The per-family set: what pytest runs once per family in the guest. The
-# tests whose outcome depends on the attach family are tests/test_e2e_*.py
-# (seed, boundaries, variants, tcp, gate, deferred, interface, cli). Left out
-# of them: the bad-argument table, --version and the non-root refusal of
-# test_e2e_cli.py, which exit before anything is probed or loaded, so every
-# family would run the same code (they were 120 of 406 s per family under
-# TCG). Everything else (unit, install, ops, rel: load, races, faults, soak)
-# runs on the host in `make test`: it is not family-specific, and under TCG
-# it alone would take 12-20 min per family. The guest shell expands the glob.
-VM_PYTEST_ARGS ?= tests/test_e2e_*.py \
+# The per-family set: what pytest runs once per family and kernel in the
+# guest: every test that loads the killer. tests/test_e2e_*.py (seed,
+# boundaries, variants, tcp, gate, deferred, interface, cli) and the rel
+# tests that load it: races (never left out), evasion, evasion_gate,
+# pidreuse, mapfull, load. Left out: the bad-argument table, --version and
+# the non-root refusal of test_e2e_cli.py, which exit before anything is
+# probed or loaded, so every family would run the same code (they were 120
+# of 406 s per family under TCG). On the host only (`make test`): unit,
+# install, ops, rel_badargs (nothing loaded), rel_faults and rel_soak.
+# The guest shell expands the globs.
+VM_REL_TESTS ?= races evasion evasion_gate pidreuse mapfull load
+VM_PYTEST_ARGS ?= tests/test_e2e_*.py $(VM_REL_TESTS:%=tests/test_rel_%.py) \
 	$(foreach t,bad_argument_exits_2_with_one_line version non_root_is_refused, \
 		--deselect tests/test_e2e_cli.py::test_$(t))
 # Seconds per family before the guest gives up on it (2-4.5 min is normal).
 VM_FAMILY_TIMEOUT ?= 600
-export VM_PYTEST_ARGS VM_FAMILY_TIMEOUT
+export VM_PYTEST_ARGS VM_FAMILY_TIMEOUT VM_KERNELS VM_PARALLEL VM_KERNEL \
+	VM_TCG_THREAD VM_RACE_ROUNDS
 
 # busybox: virtme-ng builds its initramfs around a static one.
 
