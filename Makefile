@@ -12,12 +12,20 @@ BPFTOOL   ?= bpftool
 STRIP     ?= llvm-strip
 ARCH      := x86
 
+# -target bpf drops the multiarch include dir that <asm/unistd_64.h> lives
+# in on Debian: add it back.
+MULTIARCH   := $(shell $(CC) -print-multiarch 2>/dev/null)
+UAPI_ASM    := /usr/include/$(if $(MULTIARCH),$(MULTIARCH)/)asm
 BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -mcpu=v3 \
-               -Wall -Werror -I. -Ibpf
+               -Wall -Werror -I. -Ibpf -I$(BUILD) \
+               $(if $(MULTIARCH),-I/usr/include/$(MULTIARCH))
 PROG_CFLAGS := -O2 -g -Wall -Werror -pthread
 
 PY_SRCS  := $(wildcard src/oomkiller/*.py)
 PROGS    := $(patsubst tests/progs/%.c,$(BUILD)/progs/%,$(wildcard tests/progs/*.c))
+# The seed's programs once more as i386 binaries (gcc -m32): they must
+# behave exactly as the 64-bit ones (tests/test_e2e_seed.py).
+PROGS32  := $(patsubst tests/progs/%.c,$(BUILD)/progs32/%,$(wildcard tests/progs/oomp_test_*.c))
 
 ifeq ($(V),1)
 Q :=
@@ -54,7 +62,16 @@ vmlinux.h: | $(BUILD)/.deps
 	$(call msg,GEN,$@)
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
 
-$(BUILD)/oomkiller.bpf.o: bpf/oomkiller.bpf.c bpf/oomkiller.h vmlinux.h | $(BUILD)/.deps
+# i386's syscall numbers as NR32_*: <asm/unistd_32.h>'s __NR_* names clash
+# with x86-64's, and the BPF side needs both tables.
+$(BUILD)/oomk_unistd_32.h: | $(BUILD)/.deps
+	$(call msg,GEN,$@)
+	$(Q)sed -n 's/^#define __NR_\([a-z0-9_]*\)[[:space:]]\{1,\}\([0-9]\{1,\}\)$$/#define NR32_\1 \2/p' \
+		$(UAPI_ASM)/unistd_32.h > $@
+	$(Q)grep -q '^#define NR32_write 4$$' $@ || \
+		{ echo "oomkiller: no i386 syscall numbers in $(UAPI_ASM)/unistd_32.h" >&2; exit 1; }
+
+$(BUILD)/oomkiller.bpf.o: bpf/oomkiller.bpf.c bpf/oomkiller.h vmlinux.h $(BUILD)/oomk_unistd_32.h | $(BUILD)/.deps
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 	$(Q)$(STRIP) -g $@
@@ -76,7 +93,19 @@ $(BUILD)/progs/%: tests/progs/%.c | $(BUILD)/.deps
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $<
 
-progs: $(PROGS)
+# gcc-multilib brings the i386 libc and its headers; checked once.
+$(BUILD)/.deps32: | $(BUILD)/.deps
+	$(Q)missing=""; \
+	[ -e /usr/lib32/libc.so ] || [ -e /usr/lib/i386-linux-gnu/libc.so ] || missing="gcc-multilib"; \
+	sh mk/apt-install.sh "the 32-bit test programs" $$missing
+	$(Q)touch $@
+
+$(BUILD)/progs32/%: tests/progs/%.c | $(BUILD)/.deps32
+	$(Q)mkdir -p $(dir $@)
+	$(call msg,CC32,$@)
+	$(Q)$(CC) -m32 $(PROG_CFLAGS) -o $@ $<
+
+progs: $(PROGS) $(PROGS32)
 
 test: oomkiller progs
 	$(PYTHON) -m pytest -q tests $(PYTEST_ARGS)

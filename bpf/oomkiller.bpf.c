@@ -59,10 +59,12 @@ struct {
  * struct oomk_event in the object's BTF for the loader's size check. */
 struct oomk_event *oomk_event_type_ __attribute__((unused));
 
-/* kprobe family only: argument stash between entry and return, by thread. */
+/* kprobe family only: si_meminfo's argument between entry and return, for
+ * the loader's own threads only. LRU: a return the kretprobe missed (its
+ * instance pool is bounded) leaves an entry that ages out, never a full map. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 64);
 	__type(key, __u64);
 	__type(value, __u64);
 } kp_args SEC(".maps");
@@ -74,49 +76,120 @@ extern int bpf_send_signal_task(struct task_struct *task, int sig,
 				enum pid_type type, u64 value) __ksym;
 
 /* ---------------------------------------------------------------------
- * Which syscalls matter. x86_64 numbers; one table drives the tracepoint
- * family's dispatch, and the same list generates fexit/kretprobe variants.
+ * Which syscalls matter. Numbers come from the uapi headers: x86-64's
+ * <asm/unistd_64.h>, and i386's as NR32_* (mk/ generates oomk_unistd_32.h
+ * from <asm/unistd_32.h>, whose __NR_* names clash with the 64-bit ones).
+ * Writes and reads are counted from the kernel's own per-thread counters
+ * (see "Counting" below); these tables only say when to look.
  */
+#if !defined(__TARGET_ARCH_x86)
+#error "oomkiller's syscall tables cover x86-64 (and its ia32 ABI) only"
+#endif
+#include <asm/unistd_64.h>
+#include "oomk_unistd_32.h"
+
 enum sys_kind { K_NONE = 0, K_WRITE, K_READ, K_FD, K_SYSINFO };
 
-#define NR_sysinfo	99
 #define SYS_NR_MAX	512
+#define TS_COMPAT	0x0002	/* arch/x86/include/asm/thread_info.h */
 
+/* x86-64: also the list of fexit/kretprobe variants (__x64_sys_NAME). */
 #define FOR_EACH_SYSCALL(X)						\
-	X(read, 0, K_READ)	X(pread64, 17, K_READ)			\
-	X(readv, 19, K_READ)	X(preadv, 295, K_READ)			\
-	X(preadv2, 327, K_READ)						\
-	X(write, 1, K_WRITE)	X(pwrite64, 18, K_WRITE)		\
-	X(writev, 20, K_WRITE)	X(pwritev, 296, K_WRITE)		\
-	X(pwritev2, 328, K_WRITE)					\
-	X(open, 2, K_FD)	X(creat, 85, K_FD)			\
-	X(openat, 257, K_FD)	X(openat2, 437, K_FD)			\
-	X(open_by_handle_at, 304, K_FD)					\
-	X(socket, 41, K_FD)	X(socketpair, 53, K_FD)			\
-	X(accept, 43, K_FD)	X(accept4, 288, K_FD)			\
-	X(recvmsg, 47, K_FD)	X(recvmmsg, 299, K_FD)			\
-	X(pipe, 22, K_FD)	X(pipe2, 293, K_FD)			\
-	X(dup, 32, K_FD)	X(dup2, 33, K_FD)	X(dup3, 292, K_FD) \
-	X(fcntl, 72, K_FD)						\
-	X(eventfd, 284, K_FD)	X(eventfd2, 290, K_FD)			\
-	X(memfd_create, 319, K_FD)	X(memfd_secret, 447, K_FD)	\
-	X(epoll_create, 213, K_FD)	X(epoll_create1, 291, K_FD)	\
-	X(inotify_init, 253, K_FD)	X(inotify_init1, 294, K_FD)	\
-	X(fanotify_init, 300, K_FD)					\
-	X(signalfd, 282, K_FD)	X(signalfd4, 289, K_FD)			\
-	X(timerfd_create, 283, K_FD)	X(userfaultfd, 323, K_FD)	\
-	X(perf_event_open, 298, K_FD)	X(bpf, 321, K_FD)		\
-	X(pidfd_open, 434, K_FD)	X(pidfd_getfd, 438, K_FD)	\
-	X(io_uring_setup, 425, K_FD)	X(io_uring_enter, 426, K_FD)	\
-	X(mq_open, 240, K_FD)	X(open_tree, 428, K_FD)			\
-	X(fsopen, 430, K_FD)	X(fsmount, 432, K_FD)	X(fspick, 433, K_FD) \
-	X(clone, 56, K_FD)	X(clone3, 435, K_FD)
+	X(read, K_READ)		X(pread64, K_READ)	X(readv, K_READ) \
+	X(preadv, K_READ)	X(preadv2, K_READ)			\
+	X(write, K_WRITE)	X(pwrite64, K_WRITE)	X(writev, K_WRITE) \
+	X(pwritev, K_WRITE)	X(pwritev2, K_WRITE)			\
+	X(open, K_FD)		X(creat, K_FD)		X(openat, K_FD)	\
+	X(openat2, K_FD)	X(open_by_handle_at, K_FD)		\
+	X(socket, K_FD)		X(socketpair, K_FD)			\
+	X(accept, K_FD)		X(accept4, K_FD)			\
+	X(recvmsg, K_FD)	X(recvmmsg, K_FD)			\
+	X(pipe, K_FD)		X(pipe2, K_FD)				\
+	X(dup, K_FD)		X(dup2, K_FD)		X(dup3, K_FD)	\
+	X(fcntl, K_FD)		X(eventfd, K_FD)	X(eventfd2, K_FD) \
+	X(memfd_create, K_FD)	X(memfd_secret, K_FD)			\
+	X(epoll_create, K_FD)	X(epoll_create1, K_FD)			\
+	X(inotify_init, K_FD)	X(inotify_init1, K_FD)			\
+	X(fanotify_init, K_FD)	X(signalfd, K_FD)	X(signalfd4, K_FD) \
+	X(timerfd_create, K_FD)	X(userfaultfd, K_FD)			\
+	X(perf_event_open, K_FD) X(bpf, K_FD)				\
+	X(pidfd_open, K_FD)	X(pidfd_getfd, K_FD)			\
+	X(io_uring_setup, K_FD)	X(io_uring_enter, K_FD)			\
+	X(mq_open, K_FD)	X(open_tree, K_FD)			\
+	X(fsopen, K_FD)		X(fsmount, K_FD)	X(fspick, K_FD)	\
+	X(clone, K_FD)		X(clone3, K_FD)
 
-#define SYS_CLASS(name, nr, kind) [nr] = kind,
+/* i386, for 32-bit processes (int $0x80, sysenter): tracepoint family. */
+#define FOR_EACH_SYSCALL32(X)						\
+	X(read, K_READ)		X(pread64, K_READ)	X(readv, K_READ) \
+	X(preadv, K_READ)	X(preadv2, K_READ)			\
+	X(write, K_WRITE)	X(pwrite64, K_WRITE)	X(writev, K_WRITE) \
+	X(pwritev, K_WRITE)	X(pwritev2, K_WRITE)			\
+	X(open, K_FD)		X(creat, K_FD)		X(openat, K_FD)	\
+	X(openat2, K_FD)	X(open_by_handle_at, K_FD)		\
+	X(socketcall, K_FD)	X(socket, K_FD)		X(socketpair, K_FD) \
+	X(accept4, K_FD)	X(recvmsg, K_FD)	X(recvmmsg, K_FD) \
+	X(recvmmsg_time64, K_FD) X(pipe, K_FD)		X(pipe2, K_FD)	\
+	X(dup, K_FD)		X(dup2, K_FD)		X(dup3, K_FD)	\
+	X(fcntl, K_FD)		X(fcntl64, K_FD)			\
+	X(eventfd, K_FD)	X(eventfd2, K_FD)			\
+	X(memfd_create, K_FD)	X(memfd_secret, K_FD)			\
+	X(epoll_create, K_FD)	X(epoll_create1, K_FD)			\
+	X(inotify_init, K_FD)	X(inotify_init1, K_FD)			\
+	X(fanotify_init, K_FD)	X(signalfd, K_FD)	X(signalfd4, K_FD) \
+	X(timerfd_create, K_FD)	X(userfaultfd, K_FD)			\
+	X(perf_event_open, K_FD) X(bpf, K_FD)				\
+	X(pidfd_open, K_FD)	X(pidfd_getfd, K_FD)			\
+	X(io_uring_setup, K_FD)	X(io_uring_enter, K_FD)			\
+	X(mq_open, K_FD)	X(open_tree, K_FD)			\
+	X(fsopen, K_FD)		X(fsmount, K_FD)	X(fspick, K_FD)	\
+	X(clone, K_FD)		X(clone3, K_FD)
+
+/* The ia32 entry points behind those (__ia32_SYM), for fexit/kretprobe: a
+ * kernel that lacks one just doesn't check at that call in this family. */
+#define FOR_EACH_IA32_ENTRY(X)						\
+	X(sys_read, K_READ)		X(sys_readv, K_READ)		\
+	X(sys_ia32_pread64, K_READ)	X(compat_sys_preadv, K_READ)	\
+	X(compat_sys_preadv2, K_READ)					\
+	X(sys_write, K_WRITE)		X(sys_writev, K_WRITE)		\
+	X(sys_ia32_pwrite64, K_WRITE)	X(compat_sys_pwritev, K_WRITE)	\
+	X(compat_sys_pwritev2, K_WRITE)					\
+	X(compat_sys_open, K_FD)	X(compat_sys_openat, K_FD)	\
+	X(sys_creat, K_FD)		X(sys_openat2, K_FD)		\
+	X(sys_dup, K_FD)		X(sys_dup2, K_FD)	X(sys_dup3, K_FD) \
+	X(sys_pipe, K_FD)		X(sys_pipe2, K_FD)		\
+	X(compat_sys_socketcall, K_FD)	X(sys_socket, K_FD)		\
+	X(sys_accept4, K_FD)		X(compat_sys_fcntl64, K_FD)	\
+	X(compat_sys_ia32_clone, K_FD)	X(sys_clone3, K_FD)
+
+#define SYS_CLASS(name, kind) [__NR_##name] = kind,
 static const __u8 sys_class[SYS_NR_MAX] = {
 	FOR_EACH_SYSCALL(SYS_CLASS)
-	[NR_sysinfo] = K_SYSINFO,
+	[__NR_sysinfo] = K_SYSINFO,
 };
+
+#define SYS_CLASS32(name, kind) [NR32_##name] = kind,
+static const __u8 sys_class32[SYS_NR_MAX] = {
+	FOR_EACH_SYSCALL32(SYS_CLASS32)
+};
+
+/* The calls that can send on a socket and also count once in ioac.syscw:
+ * write-family calls through vfs_write()/vfs_writev() (pwrite64 and
+ * pwritev fail with ESPIPE on a socket first), and sendfile, which bumps
+ * syscw once per call (fs/read_write.c, do_sendfile). */
+static __always_inline bool syscw_sends(__u64 nr, bool compat)
+{
+	if (compat)
+		return nr == NR32_write || nr == NR32_writev || nr == NR32_pwritev2 ||
+		       nr == NR32_sendfile || nr == NR32_sendfile64;
+	return nr == __NR_write || nr == __NR_writev || nr == __NR_pwritev2 ||
+	       nr == __NR_sendfile;
+}
+
+static __always_inline bool in_compat_syscall(struct task_struct *t)
+{
+	return t->thread_info.status & TS_COMPAT;
+}
 
 /* ---------------------------------------------------------------------
  * Targets: the thread-group leader's comm contains cfg.name.
@@ -253,25 +326,58 @@ static __always_inline bool claim_kill(struct oomk_proc *p)
 	return !(__sync_fetch_and_or(&p->state, OOMK_ST_KILLED) & OOMK_ST_KILLED);
 }
 
+/* The kernel refused the signal (the task is exiting, or the irq_work
+ * bpf_send_signal needs is busy): the process stays condemned and not
+ * killed, and the next checkpoint or sweep tries again. */
+static __always_inline void kill_refused(struct oomk_proc *p)
+{
+	__sync_fetch_and_and(&p->state, ~OOMK_ST_KILLED);
+	__sync_fetch_and_add(&stats.kill_failed, 1);
+	sweep_pending = 1;
+}
+
+/* After a claim: report a dry run, or a kill the kernel accepted. */
+static __always_inline void killed(struct oomk_proc *p, __u32 tgid, __u32 tid, int err)
+{
+	__u32 rule = p->condemned - 1;
+
+	if (cfg.dry_run) {
+		__sync_fetch_and_add(&stats.dry_runs, 1);
+		emit(OOMK_EV_DRY_RUN, tgid, tid, rule, p->value, p->comm);
+	} else if (err) {
+		kill_refused(p);
+	} else {
+		__sync_fetch_and_add(&stats.kills, 1);
+		emit(OOMK_EV_KILL, tgid, tid, rule, p->value, p->comm);
+	}
+}
+
 /* Kill current, in the hook that saw the crossing: the signal is pending
  * before the task returns to user space, so it runs no further insn. */
 static __always_inline void kill_current(struct oomk_proc *p, __u32 tgid, __u32 tid)
 {
-	__u32 rule = p->condemned - 1;
-
-	if (!claim_kill(p))
-		return;
-	if (cfg.dry_run) {
-		__sync_fetch_and_add(&stats.dry_runs, 1);
-		emit(OOMK_EV_DRY_RUN, tgid, tid, rule, p->value, p->comm);
-		return;
-	}
-	bpf_send_signal(SIGKILL);
-	__sync_fetch_and_add(&stats.kills, 1);
-	emit(OOMK_EV_KILL, tgid, tid, rule, p->value, p->comm);
+	if (claim_kill(p))
+		killed(p, tgid, tid, cfg.dry_run ? 0 : bpf_send_signal(SIGKILL));
 }
 
-/* value reached limit: condemn (sticky), then kill or defer. */
+/* Kill process tgid from outside its own running threads (the deferred
+ * sweep, a thread's exit): kfuncs, so tracing and syscall programs only.
+ * Same process (not a reused PID), and still a target by name. */
+static __always_inline void kill_tgid(struct oomk_proc *p, __u32 tgid)
+{
+	struct task_struct *t = bpf_task_from_pid(tgid);
+
+	if (!t)
+		return;
+	if (t->tgid == tgid && t->start_time == p->start_time &&
+	    comm_has_name(t->comm) && claim_kill(p))
+		killed(p, tgid, 0, cfg.dry_run ? 0 :
+		       bpf_send_signal_task(t, SIGKILL, PIDTYPE_TGID, 0));
+	bpf_task_release(t);
+}
+
+/* value reached limit: condemn (sticky). The caller's enforce() kills it
+ * if the gate is open; with the gate closed the sweep will. */
 static __always_inline void condemn(struct oomk_proc *p, __u32 tgid, __u32 tid,
 				    __u32 rule, __u64 value)
 {
@@ -279,18 +385,21 @@ static __always_inline void condemn(struct oomk_proc *p, __u32 tgid, __u32 tid,
 		return;		/* already condemned: the first rule stands */
 	p->value = value;
 	__sync_fetch_and_add(&stats.condemned, 1);
-	if (gate_open()) {
-		kill_current(p, tgid, tid);
+	if (gate_open())
 		return;
-	}
 	sweep_pending = 1;
 	emit(OOMK_EV_CONDEMNED, tgid, tid, rule, value, p->comm);
+}
+
+static __always_inline bool kill_due(struct oomk_proc *p)
+{
+	return p->condemned && !(p->state & OOMK_ST_KILLED) && gate_open();
 }
 
 /* A condemned process that is still running meets an open gate. */
 static __always_inline void enforce(struct oomk_proc *p, __u32 tgid, __u32 tid)
 {
-	if (p->condemned && !(p->state & OOMK_ST_KILLED) && gate_open())
+	if (kill_due(p))
 		kill_current(p, tgid, tid);
 }
 
@@ -365,6 +474,101 @@ static __always_inline struct oomk_proc *proc_get(struct task_struct *t, __u32 t
 }
 
 /* ---------------------------------------------------------------------
+ * Counting writes and reads. The kernel counts each thread's write calls
+ * (ioac.syscw) and bytes read (ioac.rchar) itself, exactly, as
+ * /proc/PID/io shows them (CONFIG_TASK_XACCT, on in Debian's kernels). A
+ * hook run is only a checkpoint: it folds the thread's growth since its
+ * last checkpoint into the process's counters. So a run the kernel skips
+ * (the recursion guard of a preempted fexit or, on 7.x, tp_btf sys_exit
+ * run; a kretprobe whose instance pool is full) delays a check and loses
+ * no count; the thread's exit is its last checkpoint.
+ *
+ * syscw also counts write calls on sockets, which are the TCP rule's
+ * business: sock_send_length (preemption off, never skipped by a
+ * preempted run) counts them per thread, and they are subtracted.
+ */
+struct oomk_thr {
+	__u64 start_time;	/* tells a reused tid apart */
+	__u64 sockw;		/* syscw calls that sent on a socket */
+	__u64 sock_mark;	/* syscw + 1 of the last call counted in sockw */
+	__u64 seen_w;		/* syscw - sockw already folded into the process */
+	__u64 seen_r;		/* rchar already folded */
+	__u32 tgid;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);	/* the loader sets 2 x --capacity */
+	__type(key, __u32);
+	__type(value, struct oomk_thr);
+} thrs SEC(".maps");
+
+static __always_inline struct oomk_thr *thr_set(struct task_struct *t, __u32 tgid, __u32 tid,
+						__u64 seen_w, __u64 seen_r)
+{
+	struct oomk_thr init = {
+		.start_time = t->start_time, .tgid = tgid,
+		.seen_w = seen_w, .seen_r = seen_r,
+	};
+
+	if (bpf_map_update_elem(&thrs, &tid, &init, BPF_ANY)) {
+		__sync_fetch_and_add(&stats.untracked_threads, 1);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&thrs, &tid);
+}
+
+/* The thread's record. At first sight (a thread older than the killer,
+ * or a process that became a target by rename) counting starts here, the
+ * current call (back_w writes, back_r bytes) included. Threads and
+ * processes made while we watch start at zero (on_fork), exec'd images at
+ * exec (on_exec). */
+static __always_inline struct oomk_thr *thr_get(struct task_struct *t, __u32 tgid, __u32 tid,
+						__u64 back_w, __u64 back_r)
+{
+	struct oomk_thr *th = bpf_map_lookup_elem(&thrs, &tid);
+	__u64 w, r;
+
+	if (th && th->tgid == tgid && th->start_time == t->start_time)
+		return th;
+	w = t->ioac.syscw;
+	r = t->ioac.rchar;
+	return thr_set(t, tgid, tid, w > back_w ? w - back_w : 0, r > back_r ? r - back_r : 0);
+}
+
+/* Fold current's growth into the process. Only the thread itself folds
+ * its record, so the compare-and-swap never races in practice; if it
+ * ever lost, the growth would simply be folded at the next checkpoint. */
+static __always_inline void fold(struct oomk_proc *p, struct oomk_thr *th, struct task_struct *t,
+				 __u32 tgid, __u32 tid)
+{
+	__u64 w = t->ioac.syscw, r = t->ioac.rchar, sockw = th->sockw, old;
+
+	/* Inside a socket write sockw is ahead of syscw by one: no growth. */
+	if (w >= sockw) {
+		w -= sockw;
+		old = th->seen_w;
+		if (w > old && __sync_val_compare_and_swap(&th->seen_w, old, w) == old)
+			add_and_check(p, tgid, tid, OOMK_RULE_WRITES, w - old);
+	}
+	old = th->seen_r;
+	if (r > old && __sync_val_compare_and_swap(&th->seen_r, old, r) == old)
+		add_and_check(p, tgid, tid, OOMK_RULE_READ_BYTES, r - old);
+}
+
+/* A checkpoint of current: its writes, reads and fd level. */
+static __always_inline void checkpoint(struct oomk_proc *p, struct task_struct *t, __u32 tgid,
+				       __u32 tid, __u64 back_w, __u64 back_r)
+{
+	struct oomk_thr *th = thr_get(t, tgid, tid, back_w, back_r);
+
+	if (th)
+		fold(p, th, t, tgid, tid);
+	fds_check(p, t, tgid, tid);
+}
+
+/* ---------------------------------------------------------------------
  * Syscall source: one body, three thin variants.
  */
 static __always_inline int on_sys(__u32 kind, long ret)
@@ -385,18 +589,9 @@ static __always_inline int on_sys(__u32 kind, long ret)
 	p = proc_get(t, tgid, tid);
 	if (!p)
 		return 0;
-	switch (kind) {
-	case K_WRITE:
-		add_and_check(p, tgid, tid, OOMK_RULE_WRITES, 1);
-		break;
-	case K_READ:
-		if (ret > 0)
-			add_and_check(p, tgid, tid, OOMK_RULE_READ_BYTES, ret);
-		break;
-	case K_FD:
-		fds_check(p, t, tgid, tid);
-		break;
-	}
+	/* At a thread's first sight, count the call that brought us here. A
+	 * write on a socket never gets here first: sock_send_length saw it. */
+	checkpoint(p, t, tgid, tid, kind == K_WRITE, kind == K_READ ? ret : 0);
 	enforce(p, tgid, tid);
 	return 0;
 }
@@ -433,7 +628,12 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 
 	if (nr >= SYS_NR_MAX)
 		return 0;
-	kind = sys_class[nr];
+	/* An ia32 call (int $0x80, even from a 64-bit process) has i386's
+	 * numbers: i386 20 is getpid, x86-64 20 writev. */
+	if (in_compat_syscall(bpf_get_current_task_btf()))
+		kind = sys_class32[nr];
+	else
+		kind = sys_class[nr];
 	if (kind == K_NONE || !live())
 		return 0;
 	if (kind == K_SYSINFO) {
@@ -448,7 +648,7 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 }
 
 /* fentry family: fexit on each syscall's x64 entry point. */
-#define SYS_FEXIT(name, nr, kind)					\
+#define SYS_FEXIT(name, kind)					\
 SEC("fexit/__x64_sys_" #name)						\
 int BPF_PROG(fx_sys_##name, const struct pt_regs *regs, long ret)	\
 {									\
@@ -456,14 +656,30 @@ int BPF_PROG(fx_sys_##name, const struct pt_regs *regs, long ret)	\
 }
 FOR_EACH_SYSCALL(SYS_FEXIT)
 
+#define SYS_FEXIT32(sym, kind)						\
+SEC("fexit/__ia32_" #sym)						\
+int BPF_PROG(fx_sys_i32_##sym, const struct pt_regs *regs, long ret)	\
+{									\
+	return live() ? on_sys(kind, ret) : 0;				\
+}
+FOR_EACH_IA32_ENTRY(SYS_FEXIT32)
+
 /* kprobe family: kretprobe on the same entry points. */
-#define SYS_KRETPROBE(name, nr, kind)					\
+#define SYS_KRETPROBE(name, kind)					\
 SEC("kretprobe/__x64_sys_" #name)					\
 int BPF_KRETPROBE(kp_sys_##name, long ret)				\
 {									\
 	return live() ? on_sys(kind, ret) : 0;				\
 }
 FOR_EACH_SYSCALL(SYS_KRETPROBE)
+
+#define SYS_KRETPROBE32(sym, kind)					\
+SEC("kretprobe/__ia32_" #sym)						\
+int BPF_KRETPROBE(kp_sys_i32_##sym, long ret)				\
+{									\
+	return live() ? on_sys(kind, ret) : 0;				\
+}
+FOR_EACH_IA32_ENTRY(SYS_KRETPROBE32)
 
 SEC("fexit/si_meminfo")
 int BPF_PROG(fx_mem_si_meminfo, struct sysinfo *val)
@@ -479,7 +695,8 @@ int BPF_KPROBE(kp_mem_si_meminfo_entry, struct sysinfo *val)
 {
 	__u64 id = bpf_get_current_pid_tgid(), ptr = (__u64)val;
 
-	if (!live())
+	/* Only the loader's samples feed the gate: stash nothing for others. */
+	if (!live() || (id >> 32) != cfg.loader_tgid)
 		return 0;
 	bpf_map_update_elem(&kp_args, &id, &ptr, BPF_ANY);
 	return 0;
@@ -491,6 +708,8 @@ int BPF_KRETPROBE(kp_mem_si_meminfo_exit)
 	__u64 id = bpf_get_current_pid_tgid(), *ptr;
 	struct sysinfo si;
 
+	if (!live() || (id >> 32) != cfg.loader_tgid)
+		return 0;
 	ptr = bpf_map_lookup_elem(&kp_args, &id);
 	if (!ptr)
 		return 0;
@@ -501,23 +720,28 @@ int BPF_KRETPROBE(kp_mem_si_meminfo_exit)
 }
 
 /* ---------------------------------------------------------------------
- * TCP source: data segments handed to the kernel, ceil(bytes / MSS) per
- * successful send, so Nagle, autocorking and GSO merging don't hide them.
+ * Sockets: every sock_sendmsg(), whatever the call (Linux 6.3, commit
+ * 6e6eda44b939). A plain tracepoint runs with preemption off, so unlike
+ * fexit/kretprobe on tcp_sendmsg it is never skipped for a preempted run:
+ * it is the TCP source in every family, and it counts the socket writes
+ * that fold() takes out of syscw. TCP: data segments handed to the
+ * kernel, ceil(bytes / MSS) per successful send, so Nagle, autocorking
+ * and GSO merging don't hide them.
  */
-static __always_inline int on_tcp_send(struct sock *sk, long ret)
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(on_sock_send, struct sock *sk, int ret, int flags)
 {
 	struct task_struct *t;
 	struct oomk_proc *p;
-	__u64 id, segs;
+	struct oomk_thr *th;
+	struct pt_regs *regs;
+	__u64 id, segs, mark;
 	__u32 mss, tgid, tid;
 
-	if (ret <= 0 || !live())
+	if (!live())
 		return 0;
 	t = bpf_get_current_task_btf();
 	if (!task_is_target(t))
-		return 0;
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
-	    BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
 		return 0;
 	id = bpf_get_current_pid_tgid();
 	tgid = id >> 32;
@@ -525,57 +749,36 @@ static __always_inline int on_tcp_send(struct sock *sk, long ret)
 	p = proc_get(t, tgid, tid);
 	if (!p)
 		return 0;
-	mss = BPF_CORE_READ((struct tcp_sock *)sk, mss_cache);
-	segs = mss ? ((__u64)ret + mss - 1) / mss : 1;
-	add_and_check(p, tgid, tid, OOMK_RULE_TCP_PACKETS, segs);
+	th = thr_get(t, tgid, tid, 0, 0);
+	if (!th)
+		return 0;
+	/* syscw grows at the end of the call, so during it syscw + 1 names
+	 * the call: a sendfile that sends many times is taken out once. */
+	regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	mark = t->ioac.syscw + 1;
+	if (regs && th->sock_mark != mark && syscw_sends(regs->orig_ax, in_compat_syscall(t))) {
+		th->sock_mark = mark;
+		__sync_fetch_and_add(&th->sockw, 1);
+	}
+	if (ret > 0 && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
+	    BPF_CORE_READ(sk, sk_type) == SOCK_STREAM) {
+		mss = BPF_CORE_READ((struct tcp_sock *)sk, mss_cache);
+		segs = mss ? ((__u64)ret + mss - 1) / mss : 1;
+		add_and_check(p, tgid, tid, OOMK_RULE_TCP_PACKETS, segs);
+	}
+	fold(p, th, t, tgid, tid);
 	enforce(p, tgid, tid);
 	return 0;
-}
-
-/* Linux 6.3 (commit 6e6eda44b939): sock_sendmsg's length, every family. */
-SEC("tp_btf/sock_send_length")
-int BPF_PROG(tp_tcp_send_length, struct sock *sk, int ret, int flags)
-{
-	return on_tcp_send(sk, ret);
-}
-
-SEC("fexit/tcp_sendmsg")
-int BPF_PROG(fx_tcp_sendmsg, struct sock *sk, struct msghdr *msg, size_t size, int ret)
-{
-	return on_tcp_send(sk, ret);
-}
-
-SEC("kprobe/tcp_sendmsg")
-int BPF_KPROBE(kp_tcp_sendmsg_entry, struct sock *sk)
-{
-	__u64 id = bpf_get_current_pid_tgid(), ptr = (__u64)sk;
-
-	if (!live() || !task_is_target(bpf_get_current_task_btf()))
-		return 0;
-	bpf_map_update_elem(&kp_args, &id, &ptr, BPF_ANY);
-	return 0;
-}
-
-SEC("kretprobe/tcp_sendmsg")
-int BPF_KRETPROBE(kp_tcp_sendmsg_exit, int ret)
-{
-	__u64 id = bpf_get_current_pid_tgid(), *ptr;
-	struct sock *sk;
-
-	ptr = bpf_map_lookup_elem(&kp_args, &id);
-	if (!ptr)
-		return 0;
-	sk = (struct sock *)*ptr;
-	bpf_map_delete_elem(&kp_args, &id);
-	return on_tcp_send(sk, ret);
 }
 
 /* ---------------------------------------------------------------------
  * Sources every kernel has: process lifetime, threads, rand().
  */
 
-/* Counters belong to the process image: exec starts them again. A
- * condemned process stays condemned (exec is no way out). */
+/* Counters belong to the process image: exec starts them again, from the
+ * exec'ing thread's counters now (it may be an old non-leader thread that
+ * took over the leader's pid). A condemned process stays condemned (exec
+ * is no way out). */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -584,6 +787,10 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 
 	if (!live())
 		return 0;
+	if (comm_has_name(p->comm))
+		thr_set(p, tgid, tgid, p->ioac.syscw, p->ioac.rchar);
+	else if (bpf_map_lookup_elem(&thrs, &tgid))
+		bpf_map_delete_elem(&thrs, &tgid);
 	e = bpf_map_lookup_elem(&procs, &tgid);
 	if (!e)
 		return 0;
@@ -598,20 +805,40 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	return 0;
 }
 
-/* The entry goes with the last thread, so a reused PID inherits nothing. */
+/* A thread's last checkpoint: while other threads of the process live,
+ * what it did counts, and the kill goes to the process (current is
+ * exiting: bpf_send_signal would refuse). The records go with it, so a
+ * reused PID inherits nothing. */
 SEC("tp_btf/sched_process_exit")
-int BPF_PROG(on_exit, struct task_struct *p)
+int BPF_PROG(on_exit, struct task_struct *t)
 {
-	__u32 tgid = p->tgid;
+	__u32 tgid = t->tgid, tid = t->pid;
+	bool group_dead = t->signal->live.counter == 0;
+	struct oomk_proc *p;
+	struct oomk_thr *th;
 
-	if (live() && p->signal->live.counter == 0)
+	if (!live())
+		return 0;
+	th = bpf_map_lookup_elem(&thrs, &tid);
+	if (th) {
+		if (!group_dead && th->tgid == tgid && th->start_time == t->start_time &&
+		    task_is_target(t) && (p = bpf_map_lookup_elem(&procs, &tgid))) {
+			fold(p, th, t, tgid, tid);
+			fds_check(p, t, tgid, tid);
+			if (kill_due(p))
+				kill_tgid(p, tgid);
+		}
+		bpf_map_delete_elem(&thrs, &tid);
+	}
+	if (group_dead)
 		bpf_map_delete_elem(&procs, &tgid);
 	return 0;
 }
 
-/* Threads created over the process's life (cumulative). Runs in the
- * creator's context after the clone succeeded. io_uring's workers are
- * the kernel's threads, not the program's, and don't count. */
+/* Runs in the creator's context after the clone succeeded. The child's
+ * ioac starts at zero, and so does its record. Threads created over the
+ * process's life count (cumulative); io_uring's workers are the kernel's
+ * threads, not the program's, and don't count. */
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
@@ -619,21 +846,23 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	struct oomk_proc *p;
 	__u32 tgid = parent->tgid, tid = parent->pid;
 
-	if (child->tgid != tgid || (child->flags & PF_IO_WORKER) || !live())
+	if ((child->flags & PF_IO_WORKER) || !live())
 		return 0;
 	t = bpf_get_current_task_btf();
 	if (!task_is_target(t))
 		return 0;
+	thr_set(child, child->tgid, child->pid, 0, 0);
 	p = proc_get(t, tgid, tid);
 	if (!p)
 		return 0;
-	add_and_check(p, tgid, tid, OOMK_RULE_THREADS, 1);
+	if (child->tgid == tgid)
+		add_and_check(p, tgid, tid, OOMK_RULE_THREADS, 1);
+	checkpoint(p, t, tgid, tid, 0, 0);
 	enforce(p, tgid, tid);
 	return 0;
 }
 
-SEC("uprobe/libc.so.6:rand")
-int BPF_KPROBE(on_rand)
+static __always_inline int on_rand_call(void)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct oomk_proc *p;
@@ -649,8 +878,30 @@ int BPF_KPROBE(on_rand)
 	if (!p)
 		return 0;
 	add_and_check(p, tgid, tid, OOMK_RULE_RAND, 1);
+	checkpoint(p, t, tgid, tid, 0, 0);
 	enforce(p, tgid, tid);
 	return 0;
+}
+
+SEC("uprobe/libc.so.6:rand")
+int BPF_KPROBE(on_rand)
+{
+	return on_rand_call();
+}
+
+/* 32-bit processes call rand() in their own libc: Debian's libc6-i386
+ * and the multiarch libc6:i386. The loader loads each whose file exists
+ * (and is not the same file as another). */
+SEC("uprobe//lib32/libc.so.6:rand")
+int BPF_KPROBE(on_rand_lib32)
+{
+	return on_rand_call();
+}
+
+SEC("uprobe//lib/i386-linux-gnu/libc.so.6:rand")
+int BPF_KPROBE(on_rand_i386)
+{
+	return on_rand_call();
 }
 
 /* ---------------------------------------------------------------------
@@ -661,28 +912,8 @@ int BPF_KPROBE(on_rand)
  */
 static long sweep_one(struct bpf_map *map, __u32 *key, struct oomk_proc *p, void *ctx)
 {
-	struct task_struct *t;
-
-	if (!p->condemned || (p->state & OOMK_ST_KILLED))
-		return 0;
-	t = bpf_task_from_pid(*key);
-	if (!t)
-		return 0;
-	/* Same process, not a reused PID, and still a target by name. */
-	if (t->tgid == *key && t->start_time == p->start_time &&
-	    comm_has_name(t->comm) && claim_kill(p)) {
-		__u32 rule = p->condemned - 1;
-
-		if (cfg.dry_run) {
-			__sync_fetch_and_add(&stats.dry_runs, 1);
-			emit(OOMK_EV_DRY_RUN, *key, 0, rule, p->value, p->comm);
-		} else {
-			bpf_send_signal_task(t, SIGKILL, PIDTYPE_TGID, 0);
-			__sync_fetch_and_add(&stats.kills, 1);
-			emit(OOMK_EV_KILL, *key, 0, rule, p->value, p->comm);
-		}
-	}
-	bpf_task_release(t);
+	if (p->condemned && !(p->state & OOMK_ST_KILLED))
+		kill_tgid(p, *key);
 	return 0;
 }
 

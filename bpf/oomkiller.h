@@ -28,14 +28,6 @@ enum oomk_event_kind {
 	OOMK_EV_CONDEMNED	= 3,	/* crossed a limit while the gate was closed */
 };
 
-/* Attach families, best first. */
-enum oomk_family {
-	OOMK_FAM_NONE		= 0,
-	OOMK_FAM_FENTRY		= 1,
-	OOMK_FAM_KPROBE		= 2,
-	OOMK_FAM_TRACEPOINT	= 3,
-};
-
 /* oomk_config.flags: which parts of the tracepoint sys_exit program run. */
 #define OOMK_CF_SYS_TP	(1u << 0)	/* count syscalls in tp_btf/sys_exit */
 #define OOMK_CF_MEM_TP	(1u << 1)	/* sample memory at the loader's sysinfo() exit */
@@ -91,6 +83,8 @@ struct oomk_stats {
 	__u64 dropped;		/* events lost: ring buffer full */
 	__u64 untracked;	/* targets refused by a full procs map */
 	__u64 sweeps;		/* deferred walks of procs */
+	__u64 kill_failed;	/* SIGKILL not sent (kernel refused): retried later */
+	__u64 untracked_threads; /* threads refused by a full thread map */
 };
 
 #endif /* OOMKILLER_H */

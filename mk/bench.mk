@@ -9,7 +9,6 @@ BENCH_BINS  := $(BENCH_DIR)/benchsys $(BENCH_DIR)/oomp_benchsys \
                $(BENCH_DIR)/oomp_victim $(BENCH_DIR)/ballast $(BENCH_DIR)/procpoller \
                $(BENCH_DIR)/floor.bpf.o
 BENCH_ARGS  ?=
-MULTIARCH   := $(shell $(CC) -print-multiarch 2>/dev/null)
 
 .PHONY: bench bench-build bench-deps
 

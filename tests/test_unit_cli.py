@@ -270,22 +270,20 @@ PROGS = [families.Prog(n, s) for n, s in [
     ("fx_mem_si_meminfo", "fexit/si_meminfo"),
     ("kp_mem_si_meminfo_entry", "kprobe/si_meminfo"),
     ("kp_mem_si_meminfo_exit", "kretprobe/si_meminfo"),
-    ("tp_tcp_send_length", "tp_btf/sock_send_length"),
-    ("fx_tcp_sendmsg", "fexit/tcp_sendmsg"),
-    ("kp_tcp_sendmsg_entry", "kprobe/tcp_sendmsg"),
-    ("kp_tcp_sendmsg_exit", "kretprobe/tcp_sendmsg"),
+    ("on_sock_send", "tp_btf/sock_send_length"),
     ("on_exec", "tp_btf/sched_process_exec"),
     ("on_exit", "tp_btf/sched_process_exit"),
     ("on_fork", "tp_btf/sched_process_fork"),
     ("on_rand", "uprobe/libc.so.6:rand"),
     ("sweep", "syscall"),
 ]]
-ALWAYS = ["on_exec", "on_exit", "on_fork", "on_rand", "sweep"]
+ALWAYS = ["on_sock_send", "on_exec", "on_exit", "on_fork", "on_rand", "sweep"]
 
 
 class FakeProbe:
-    def __init__(self, fentry=True, kprobe=True, missing=()):
+    def __init__(self, fentry=True, kprobe=True, missing=(), files=None):
         self.fentry, self.kprobe, self.missing = fentry, kprobe, set(missing)
+        self.files = files or {}
         self.fentry_probes = 0
 
     def fentry_ok(self, prog):
@@ -299,6 +297,9 @@ class FakeProbe:
         return func not in self.missing
 
     in_kallsyms = in_btf
+
+    def file_id(self, path):
+        return self.files.get(path)
 
 
 def test_prog_names_and_targets():
@@ -314,16 +315,17 @@ def test_this_machine_resolves_to_tracepoint():
     assert plan.families == {"mem": "tracepoint", "sys": "tracepoint", "tcp": "tracepoint"}
     assert plan.all_tracepoint
     assert plan.flags == abi.CF_SYS_TP | abi.CF_MEM_TP
-    assert sorted(plan.autoload) == sorted(["tp_sys_exit", "tp_tcp_send_length"] + ALWAYS)
+    assert sorted(plan.autoload) == sorted(["tp_sys_exit"] + ALWAYS)
     assert any("trampolines" in n for n in plan.notes) and any("kprobes" in n for n in plan.notes)
 
 
 def test_auto_prefers_fentry():
     plan = families.make_plan(PROGS, "auto", FakeProbe())
-    assert set(plan.families.values()) == {"fentry"}
+    # TCP is the sock_send_length tracepoint in every family: never skipped.
+    assert plan.families == {"mem": "fentry", "sys": "fentry", "tcp": "tracepoint"}
     assert plan.flags == 0
     assert sorted(plan.autoload) == sorted(
-        ["fx_sys_write", "fx_sys_pwritev2", "fx_mem_si_meminfo", "fx_tcp_sendmsg"] + ALWAYS)
+        ["fx_sys_write", "fx_sys_pwritev2", "fx_mem_si_meminfo"] + ALWAYS)
 
 
 def test_missing_syscall_is_skipped_not_fatal():
@@ -335,7 +337,7 @@ def test_missing_syscall_is_skipped_not_fatal():
 
 def test_missing_mem_target_demotes_that_source_only():
     plan = families.make_plan(PROGS, "auto", FakeProbe(missing={"si_meminfo"}))
-    assert plan.families == {"mem": "tracepoint", "sys": "fentry", "tcp": "fentry"}
+    assert plan.families == {"mem": "tracepoint", "sys": "fentry", "tcp": "tracepoint"}
     # tp_sys_exit serves memory only: the syscall half stays off.
     assert plan.flags == abi.CF_MEM_TP
     assert "tp_sys_exit" in plan.autoload
@@ -343,7 +345,7 @@ def test_missing_mem_target_demotes_that_source_only():
 
 def test_kprobe_when_no_trampolines():
     plan = families.make_plan(PROGS, "auto", FakeProbe(fentry=False))
-    assert set(plan.families.values()) == {"kprobe"}
+    assert {plan.families[s] for s in families.SOURCES} == {"kprobe"}
     assert "kp_mem_si_meminfo_entry" in plan.autoload and "kp_mem_si_meminfo_exit" in plan.autoload
 
 
@@ -357,6 +359,19 @@ def test_forced_family_unavailable_fails():
 def test_forced_tracepoint_even_where_better_exists():
     plan = families.make_plan(PROGS, "tracepoint", FakeProbe())
     assert plan.all_tracepoint and plan.flags == abi.CF_SYS_TP | abi.CF_MEM_TP
+
+
+def test_32bit_libc_uprobes_load_once_per_existing_file():
+    progs = PROGS + [families.Prog("on_rand_lib32", "uprobe//lib32/libc.so.6:rand"),
+                     families.Prog("on_rand_i386", "uprobe//lib/i386-linux-gnu/libc.so.6:rand")]
+    none = families.make_plan(progs, "auto", FakeProbe())
+    assert "on_rand_lib32" not in none.autoload and "on_rand_i386" not in none.autoload
+    one = families.make_plan(progs, "auto", FakeProbe(files={"/lib32/libc.so.6": (1, 7)}))
+    assert "on_rand_lib32" in one.autoload and "on_rand_i386" not in one.autoload
+    # Both paths the same inode (a symlinked /lib32): one uprobe, or rand() counts twice.
+    same = families.make_plan(progs, "auto", FakeProbe(files={
+        "/lib32/libc.so.6": (1, 7), "/lib/i386-linux-gnu/libc.so.6": (1, 7)}))
+    assert ["on_rand_lib32"] == [n for n in same.autoload if n.startswith("on_rand_")]
 
 
 def test_unknown_programs_are_always_loaded():

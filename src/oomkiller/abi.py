@@ -22,9 +22,6 @@ RULE_NAMES = ("fds", "writes", "read-bytes", "threads", "rand", "tcp-packets")
 EV_KILL, EV_DRY_RUN, EV_CONDEMNED = 1, 2, 3
 EVENT_NAMES = {EV_KILL: "kill", EV_DRY_RUN: "dry-run", EV_CONDEMNED: "condemned"}
 
-# enum oomk_family (best first)
-FAM_NONE, FAM_FENTRY, FAM_KPROBE, FAM_TRACEPOINT = 0, 1, 2, 3
-
 # oomk_config.flags
 CF_SYS_TP = 1 << 0
 CF_MEM_TP = 1 << 1
@@ -81,6 +78,8 @@ class OomkStats(Structure):
         ("dropped", c_uint64),
         ("untracked", c_uint64),
         ("sweeps", c_uint64),
+        ("kill_failed", c_uint64),
+        ("untracked_threads", c_uint64),
     ]
 
 

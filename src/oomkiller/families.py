@@ -1,10 +1,15 @@
 """Which program variants to load: the loader's only decision.
 
 Program names carry family and data source: `fx_<src>_*` (fentry/fexit),
-`kp_<src>_*` (kprobe/kretprobe), `tp_<src>_*` (tracepoint), sources mem, sys,
-tcp. In the tracepoint family one `tp_sys_exit` serves both sys and mem, told
+`kp_<src>_*` (kprobe/kretprobe), `tp_<src>_*` (tracepoint), sources mem and
+sys. In the tracepoint family one `tp_sys_exit` serves both sys and mem, told
 apart by oomk_config.flags. Anything else (on_exec, on_exit, on_fork, on_rand,
-sweep, ...) is always loaded.
+on_sock_send, sweep, ...) is always loaded.
+
+The sources that have no choice are listed in FIXED: TCP sends are counted in
+the sock_send_length tracepoint in every family, because it runs with
+preemption off and is never skipped (fexit or kretprobe on tcp_sendmsg can
+be); rand() by a uprobe.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from typing import Optional, Protocol, Sequence
 
 from oomkiller import abi
 
-SOURCES = ("mem", "sys", "tcp")
+SOURCES = ("mem", "sys")
+FIXED = {"tcp": "tracepoint", "rand": "uprobe"}
 FAMILY_ORDER = ("fentry", "kprobe", "tracepoint")  # best first
 PREFIX = {"fx": "fentry", "kp": "kprobe", "tp": "tracepoint"}
 TP_SYS_EXIT = "tp_sys_exit"
@@ -32,6 +38,14 @@ class Prog:
         if not sep or kind not in ("fentry", "fexit", "kprobe", "kretprobe"):
             return None
         return rest.split("+", 1)[0] or None
+
+    @property
+    def uprobe_file(self) -> Optional[str]:
+        """The absolute library path of `uprobe//lib32/libc.so.6:rand`, else None."""
+        kind, sep, rest = self.section.partition("/")
+        if kind != "uprobe" or not rest.startswith("/"):
+            return None
+        return rest.rsplit(":", 1)[0]
 
     @property
     def variant(self) -> Optional[tuple[str, str]]:
@@ -57,6 +71,9 @@ class Probe(Protocol):
     def in_kallsyms(self, func: str) -> bool:
         ...
 
+    def file_id(self, path: str) -> Optional[tuple[int, int]]:
+        """(st_dev, st_ino) of the file at path, None if there is none."""
+
 
 @dataclass
 class Choice:
@@ -77,7 +94,7 @@ class Plan:
 
     @property
     def all_tracepoint(self) -> bool:
-        return all(f == "tracepoint" for f in self.families.values())
+        return all(self.families[s] == "tracepoint" for s in SOURCES)
 
 
 class FamilyUnavailable(Exception):
@@ -146,20 +163,38 @@ def make_plan(progs: Sequence[Prog], attach: str, probe: Probe) -> Plan:
                 raise FamilyUnavailable(
                     f"attach family {attach} unavailable for {source}: {c.unavailable}")
         chosen[source] = c
-    return _assemble(progs, chosen, notes)
+    return _assemble(progs, chosen, notes, probe)
 
 
 def tracepoint_plan(progs: Sequence[Prog], probe: Probe) -> Plan:
     return make_plan(progs, "tracepoint", probe)
 
 
-def _assemble(progs: Sequence[Prog], chosen: dict[str, Choice], notes: list[str]) -> Plan:
-    wanted = {name for c in chosen.values() for name in c.programs}
-    autoload = [p.name for p in progs if p.variant is None or p.name in wanted]
+def _uprobe_files(progs: Sequence[Prog], probe: Probe) -> set[str]:
+    """Uprobes on a library by absolute path (a 32-bit libc) that can load:
+    the file exists, and no other such program probes the same file (one
+    uprobe per inode, or each call would count twice)."""
+    keep, seen = set(), set()
+    for p in progs:
+        path = p.uprobe_file
+        fid = probe.file_id(path) if path else None
+        if fid is not None and fid not in seen:
+            seen.add(fid)
+            keep.add(p.name)
+    return keep
+
+
+def _assemble(progs: Sequence[Prog], chosen: dict[str, Choice], notes: list[str],
+              probe: Probe) -> Plan:
+    wanted = {name for c in chosen.values() for name in c.programs} | _uprobe_files(progs, probe)
+    autoload = [p.name for p in progs
+                if (p.variant is None and p.uprobe_file is None) or p.name in wanted]
     flags = 0
     if chosen["sys"].family == "tracepoint":
         flags |= abi.CF_SYS_TP
     if chosen["mem"].family == "tracepoint":
         flags |= abi.CF_MEM_TP
     skipped = [s for c in chosen.values() for s in c.skipped]
-    return Plan({s: c.family for s, c in chosen.items()}, autoload, flags, skipped, notes)
+    fams = {s: c.family for s, c in chosen.items()}
+    fams["tcp"] = FIXED["tcp"]
+    return Plan(fams, autoload, flags, skipped, notes)

@@ -165,6 +165,7 @@ def collect() -> dict:
         "kills": stats.kills,
         "condemned": stats.condemned,
         "dry_runs": stats.dry_runs,
+        "kill_failed": stats.kill_failed,
         "dropped": stats.dropped,
         "untracked": stats.untracked,
         "samples": stats.samples,
@@ -196,6 +197,7 @@ def format_text(st: dict) -> str:
         f"(opens at {format_size(pol['min_used_bytes'])})",
         f"families: {fams}",
         f"totals:   kills {st['kills']}, condemned {st['condemned']}, dry-runs {st['dry_runs']}, "
+        f"kills refused {st['kill_failed']}, "
         f"tracked {st['tracked']}/{st['capacity']}, dropped {st['dropped']}, "
         f"untracked {st['untracked']}",
     ]

@@ -604,9 +604,15 @@ static void op_udp(long long n)
 	if (fd < 0 || !buf)
 		die("udp socket");
 	memset(buf, 'u', c);
+	/* --via write: write(2) on a connected socket, which is no file write. */
+	if (!strcmp(via, "write") && connect(fd, (struct sockaddr *)&addr, sizeof(addr)))
+		die("udp connect");
 	for (i = 0; i < n; i++) {
-		if (sendto(fd, buf, c, 0, (struct sockaddr *)&addr,
-			   sizeof(addr)) != c)
+		if (!strcmp(via, "write")) {
+			if (syscall(SYS_write, fd, buf, c) != c)
+				die("udp write");
+		} else if (sendto(fd, buf, c, 0, (struct sockaddr *)&addr,
+				  sizeof(addr)) != c)
 			die("sendto");
 		while (recv(rfd, rbuf, sizeof(rbuf), MSG_DONTWAIT) > 0)
 			;
