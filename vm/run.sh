@@ -95,7 +95,8 @@ why=
 while kill -0 "$vng_pid" 2>/dev/null; do
 	# For the record: QEMU's command line, with our -accel in it.
 	if [ ! -s "$OUT/qemu.cmdline" ]; then
-		pgrep -a -f "qemu-system.*$OUT" | head -n1 | cut -d' ' -f2- >"$OUT/qemu.cmdline" || true
+		# -F: $OUT may hold regex characters (6.18.5+deb13-amd64).
+		pgrep -a qemu-system | grep -F -e "$OUT" | head -n1 | cut -d' ' -f2- >"$OUT/qemu.cmdline" || true
 	fi
 	if [ ! -f "$OUT/started" ]; then
 		if grep -q -e 'Kernel panic' -e 'PANIC: early exception' "$OUT/console.log"; then
