@@ -99,6 +99,7 @@ enum sys_kind { K_NONE = 0, K_WRITE, K_READ, K_FD, K_SYSINFO };
 	X(preadv, K_READ)	X(preadv2, K_READ)			\
 	X(write, K_WRITE)	X(pwrite64, K_WRITE)	X(writev, K_WRITE) \
 	X(pwritev, K_WRITE)	X(pwritev2, K_WRITE)			\
+	X(sendfile, K_READ)	X(copy_file_range, K_READ)		\
 	X(open, K_FD)		X(creat, K_FD)		X(openat, K_FD)	\
 	X(openat2, K_FD)	X(open_by_handle_at, K_FD)		\
 	X(socket, K_FD)		X(socketpair, K_FD)			\
@@ -125,6 +126,8 @@ enum sys_kind { K_NONE = 0, K_WRITE, K_READ, K_FD, K_SYSINFO };
 	X(preadv, K_READ)	X(preadv2, K_READ)			\
 	X(write, K_WRITE)	X(pwrite64, K_WRITE)	X(writev, K_WRITE) \
 	X(pwritev, K_WRITE)	X(pwritev2, K_WRITE)			\
+	X(sendfile, K_READ)	X(sendfile64, K_READ)			\
+	X(copy_file_range, K_READ)					\
 	X(open, K_FD)		X(creat, K_FD)		X(openat, K_FD)	\
 	X(openat2, K_FD)	X(open_by_handle_at, K_FD)		\
 	X(socketcall, K_FD)	X(socket, K_FD)		X(socketpair, K_FD) \
@@ -154,6 +157,9 @@ enum sys_kind { K_NONE = 0, K_WRITE, K_READ, K_FD, K_SYSINFO };
 	X(sys_write, K_WRITE)		X(sys_writev, K_WRITE)		\
 	X(sys_ia32_pwrite64, K_WRITE)	X(compat_sys_pwritev, K_WRITE)	\
 	X(compat_sys_pwritev2, K_WRITE)					\
+	X(compat_sys_sendfile, K_READ)	X(sys_sendfile64, K_READ)	\
+	X(compat_sys_sendfile64, K_READ)				\
+	X(sys_copy_file_range, K_READ)					\
 	X(compat_sys_open, K_FD)	X(compat_sys_openat, K_FD)	\
 	X(sys_creat, K_FD)		X(sys_openat2, K_FD)		\
 	X(sys_dup, K_FD)		X(sys_dup2, K_FD)	X(sys_dup3, K_FD) \
@@ -656,6 +662,13 @@ int BPF_PROG(fx_sys_##name, const struct pt_regs *regs, long ret)	\
 }
 FOR_EACH_SYSCALL(SYS_FEXIT)
 
+/* x86-64's sendfile (40) is sys_sendfile64 (syscall_64.tbl). */
+SEC("fexit/__x64_sys_sendfile64")
+int BPF_PROG(fx_sys_sendfile64, const struct pt_regs *regs, long ret)
+{
+	return live() ? on_sys(K_READ, ret) : 0;
+}
+
 #define SYS_FEXIT32(sym, kind)						\
 SEC("fexit/__ia32_" #sym)						\
 int BPF_PROG(fx_sys_i32_##sym, const struct pt_regs *regs, long ret)	\
@@ -672,6 +685,12 @@ int BPF_KRETPROBE(kp_sys_##name, long ret)				\
 	return live() ? on_sys(kind, ret) : 0;				\
 }
 FOR_EACH_SYSCALL(SYS_KRETPROBE)
+
+SEC("kretprobe/__x64_sys_sendfile64")
+int BPF_KRETPROBE(kp_sys_sendfile64, long ret)
+{
+	return live() ? on_sys(K_READ, ret) : 0;
+}
 
 #define SYS_KRETPROBE32(sym, kind)					\
 SEC("kretprobe/__ia32_" #sym)						\

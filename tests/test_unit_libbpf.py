@@ -148,7 +148,7 @@ def test_shared_struct_sizes():
     assert ctypes.sizeof(abi.OomkConfig) == 96
     assert ctypes.sizeof(abi.OomkProc) == 96
     assert ctypes.sizeof(abi.OomkEvent) == 64
-    assert ctypes.sizeof(abi.OomkStats) == 64
+    assert ctypes.sizeof(abi.OomkStats) == 80
 
 
 _CTYPES = {"__u64": 8, "__u32": 4, "char": 1}

@@ -61,12 +61,14 @@ check_auto() {
 		return 1
 	fi
 	bad=
-	for src in mem sys tcp; do
+	for src in mem sys; do
 		case " $fams " in
 		*" $src=fentry "* | *" $src=kprobe "*) ;;
 		*) bad="$bad $src" ;;
 		esac
 	done
+	# TCP is the sock_send_length tracepoint in every family (never skipped).
+	case " $fams " in *" tcp=tracepoint "*) ;; *) bad="$bad tcp" ;; esac
 	if [ -n "$bad" ]; then
 		say "auto: picked tracepoint (or nothing) for:$bad although this kernel has kprobes and trampolines: $fams"
 		return 1
