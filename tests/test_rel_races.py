@@ -39,12 +39,13 @@ ROUNDS = int(os.environ.get("OOMKILLER_RACE_ROUNDS", "1"))
 
 @pytest.mark.parametrize("round_", range(ROUNDS))
 def test_64_threads_writing_lose_no_update_and_value_is_exact(round_):
-    with K.Killer(*R.OPEN, "--max-writes", TOTAL) as k:
+    with K.Killer(*R.OPEN, "-v", "--max-writes", TOTAL) as k:
         for attempt in range(5):
             with R.Rel(f"race:{THREADS}:{EACH}", out=True) as p:
                 rc = p.wait(60)
                 assert rc == -signal.SIGKILL, \
-                    f"{TOTAL} writes with --max-writes {TOTAL}: {p.describe()}"
+                    f"{TOTAL} writes with --max-writes {TOTAL}: {p.describe()}; " \
+                    f"killer: {k.stderr_text()[-600:]}"
                 assert p.out_size() == TOTAL, f"{p.out_size()} bytes written, {TOTAL} expected"
                 ev = k.wait_event(pid=p.pid, kind="kill")
                 assert ev is not None, k.events[-3:]

@@ -319,25 +319,31 @@ def test_this_machine_resolves_to_tracepoint():
     assert any("trampolines" in n for n in plan.notes) and any("kprobes" in n for n in plan.notes)
 
 
-def test_auto_prefers_fentry():
+def test_auto_prefers_the_families_measured_exact():
     plan = families.make_plan(PROGS, "auto", FakeProbe())
     # TCP is the sock_send_length tracepoint in every family: never skipped.
-    assert plan.families == {"mem": "fentry", "sys": "fentry", "tcp": "tracepoint"}
+    # sys: kprobe before fentry (fentry lost counts in the VM lane's race).
+    assert plan.families == {"mem": "fentry", "sys": "kprobe", "tcp": "tracepoint"}
     assert plan.flags == 0
     assert sorted(plan.autoload) == sorted(
-        ["fx_sys_write", "fx_sys_pwritev2", "fx_mem_si_meminfo"] + ALWAYS)
+        ["kp_sys_write", "kp_sys_pwritev2", "fx_mem_si_meminfo"] + ALWAYS)
+
+
+def test_auto_sys_takes_fentry_without_kprobes():
+    plan = families.make_plan(PROGS, "auto", FakeProbe(kprobe=False))
+    assert plan.families["sys"] == "fentry" and plan.families["mem"] == "fentry"
 
 
 def test_missing_syscall_is_skipped_not_fatal():
     plan = families.make_plan(PROGS, "auto", FakeProbe(missing={"__x64_sys_pwritev2"}))
-    assert plan.families["sys"] == "fentry"
-    assert "fx_sys_pwritev2" not in plan.autoload and "fx_sys_write" in plan.autoload
-    assert [name for name, _ in plan.skipped] == ["fx_sys_pwritev2"]
+    assert plan.families["sys"] == "kprobe"
+    assert "kp_sys_pwritev2" not in plan.autoload and "kp_sys_write" in plan.autoload
+    assert [name for name, _ in plan.skipped] == ["kp_sys_pwritev2"]
 
 
 def test_missing_mem_target_demotes_that_source_only():
     plan = families.make_plan(PROGS, "auto", FakeProbe(missing={"si_meminfo"}))
-    assert plan.families == {"mem": "tracepoint", "sys": "fentry", "tcp": "tracepoint"}
+    assert plan.families == {"mem": "tracepoint", "sys": "kprobe", "tcp": "tracepoint"}
     # tp_sys_exit serves memory only: the syscall half stays off.
     assert plan.flags == abi.CF_MEM_TP
     assert "tp_sys_exit" in plan.autoload

@@ -21,7 +21,14 @@ from oomkiller import abi
 
 SOURCES = ("mem", "sys")
 FIXED = {"tcp": "tracepoint", "rand": "uprobe"}
-FAMILY_ORDER = ("fentry", "kprobe", "tracepoint")  # best first
+FAMILY_ORDER = ("fentry", "kprobe", "tracepoint")  # cheapest first
+# What auto tries, per source: the cheapest family measured exact. For sys,
+# kprobe comes before fentry: in the VM lane (Debian 6.18.5 and 7.3.4,
+# single-threaded TCG, a loaded host) the 64-thread exact write race lost
+# counts under fentry in every round, and under kprobe and tracepoint in
+# none. Why fentry still loses is open (issue 9); mem samples are only a
+# gate, so fentry stays first there.
+AUTO_ORDER = {"mem": FAMILY_ORDER, "sys": ("kprobe", "fentry", "tracepoint")}
 PREFIX = {"fx": "fentry", "kp": "kprobe", "tp": "tracepoint"}
 TP_SYS_EXIT = "tp_sys_exit"
 
@@ -150,7 +157,7 @@ def make_plan(progs: Sequence[Prog], attach: str, probe: Probe) -> Plan:
     notes: list[str] = []
     for source in SOURCES:
         if attach == "auto":
-            for family in FAMILY_ORDER:
+            for family in AUTO_ORDER[source]:
                 c = evaluate(progs, source, family, probe)
                 if c.unavailable is None:
                     break
