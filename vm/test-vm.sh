@@ -66,6 +66,7 @@ env="VM_PYTEST_ARGS=$(q "${VM_PYTEST_ARGS:-tests/test_e2e_*.py}") VM_FAMILY_TIME
 env="$env OOMKILLER_RACE_ROUNDS=$(q "${VM_RACE_ROUNDS:-1}")"
 env="$env OOMKILLER_TEST_READY_TIMEOUT=$(q "${VM_READY_TIMEOUT:-120}")"
 env="$env VM_FENTRY_ARGS=$(q "${VM_FENTRY_ARGS:-}")"
+env="$env OOMKILLER_TEST_STOP_TIMEOUT=$(q "${VM_STOP_TIMEOUT:-120}")"
 
 # One guest: its output streamed with the kernel's name in front, its
 # status and wall time left in its folder (sh has no pipefail).
