@@ -322,20 +322,14 @@ def test_this_machine_resolves_to_tracepoint():
 def test_auto_prefers_the_families_measured_exact():
     plan = families.make_plan(PROGS, "auto", FakeProbe())
     # TCP is the sock_send_length tracepoint in every family: never skipped.
-    # sys: kprobe before fentry (fentry lost counts in the VM lane's race).
-    assert plan.families == {"mem": "fentry", "sys": "kprobe", "tcp": "tracepoint"}
-    assert plan.flags == 0
-    assert sorted(plan.autoload) == sorted(
-        ["kp_sys_write", "kp_sys_pwritev2", "fx_mem_si_meminfo"] + ALWAYS)
-
-
-def test_auto_sys_takes_fentry_without_kprobes():
-    plan = families.make_plan(PROGS, "auto", FakeProbe(kprobe=False))
-    assert plan.families["sys"] == "fentry" and plan.families["mem"] == "fentry"
+    # sys: the tracepoint, the one family the VM lane's race found exact.
+    assert plan.families == {"mem": "fentry", "sys": "tracepoint", "tcp": "tracepoint"}
+    assert plan.flags == abi.CF_SYS_TP
+    assert sorted(plan.autoload) == sorted(["tp_sys_exit", "fx_mem_si_meminfo"] + ALWAYS)
 
 
 def test_missing_syscall_is_skipped_not_fatal():
-    plan = families.make_plan(PROGS, "auto", FakeProbe(missing={"__x64_sys_pwritev2"}))
+    plan = families.make_plan(PROGS, "kprobe", FakeProbe(missing={"__x64_sys_pwritev2"}))
     assert plan.families["sys"] == "kprobe"
     assert "kp_sys_pwritev2" not in plan.autoload and "kp_sys_write" in plan.autoload
     assert [name for name, _ in plan.skipped] == ["kp_sys_pwritev2"]
@@ -343,15 +337,14 @@ def test_missing_syscall_is_skipped_not_fatal():
 
 def test_missing_mem_target_demotes_that_source_only():
     plan = families.make_plan(PROGS, "auto", FakeProbe(missing={"si_meminfo"}))
-    assert plan.families == {"mem": "tracepoint", "sys": "kprobe", "tcp": "tracepoint"}
-    # tp_sys_exit serves memory only: the syscall half stays off.
-    assert plan.flags == abi.CF_MEM_TP
+    assert plan.families == {"mem": "tracepoint", "sys": "tracepoint", "tcp": "tracepoint"}
+    assert plan.flags == abi.CF_SYS_TP | abi.CF_MEM_TP
     assert "tp_sys_exit" in plan.autoload
 
 
 def test_kprobe_when_no_trampolines():
     plan = families.make_plan(PROGS, "auto", FakeProbe(fentry=False))
-    assert {plan.families[s] for s in families.SOURCES} == {"kprobe"}
+    assert plan.families["mem"] == "kprobe"
     assert "kp_mem_si_meminfo_entry" in plan.autoload and "kp_mem_si_meminfo_exit" in plan.autoload
 
 

@@ -61,16 +61,17 @@ check_auto() {
 		return 1
 	fi
 	bad=
-	for src in mem sys; do
-		case " $fams " in
-		*" $src=fentry "* | *" $src=kprobe "*) ;;
-		*) bad="$bad $src" ;;
-		esac
+	case " $fams " in
+	*" mem=fentry "* | *" mem=kprobe "*) ;;
+	*) bad="$bad mem" ;;
+	esac
+	# sys: the tracepoint, the one family measured exact (families.py);
+	# tcp: the sock_send_length tracepoint in every family (never skipped).
+	for src in sys tcp; do
+		case " $fams " in *" $src=tracepoint "*) ;; *) bad="$bad $src" ;; esac
 	done
-	# TCP is the sock_send_length tracepoint in every family (never skipped).
-	case " $fams " in *" tcp=tracepoint "*) ;; *) bad="$bad tcp" ;; esac
 	if [ -n "$bad" ]; then
-		say "auto: picked tracepoint (or nothing) for:$bad although this kernel has kprobes and trampolines: $fams"
+		say "auto: unexpected family for:$bad (want mem=fentry|kprobe sys=tracepoint tcp=tracepoint): $fams"
 		return 1
 	fi
 	say "auto: ready line picks $fams"
@@ -80,9 +81,9 @@ OOPS='Oops:|Kernel panic|BUG:|general protection'
 oopses() { dmesg 2>/dev/null | grep -E -c "$OOPS"; }
 
 for fam in "$@"; do
-	# VM_FENTRY_ARGS: what forced fentry leaves out (mk/vm.mk says why).
+	# VM_INEXACT_ARGS: what forced fentry and kprobe leave out (mk/vm.mk says why).
 	fam_args=
-	[ "$fam" = fentry ] && fam_args=${VM_FENTRY_ARGS:-}
+	case $fam in fentry | kprobe) fam_args=${VM_INEXACT_ARGS:-} ;; esac
 	say "$fam: running $PYTHON -m pytest -q $PYTEST_ARGS $fam_args"
 	t0=$(date +%s)
 	: >"$RESULTS/$fam.started"
