@@ -81,9 +81,8 @@ OOPS='Oops:|Kernel panic|BUG:|general protection'
 oopses() { dmesg 2>/dev/null | grep -E -c "$OOPS"; }
 
 for fam in "$@"; do
-	# VM_INEXACT_ARGS: what forced fentry and kprobe leave out (mk/vm.mk says why).
-	fam_args=
-	case $fam in fentry | kprobe) fam_args=${VM_INEXACT_ARGS:-} ;; esac
+	# VM_DESELECT: what the lane leaves out for now (mk/vm.mk says why).
+	fam_args=${VM_DESELECT:-}
 	say "$fam: running $PYTHON -m pytest -q $PYTEST_ARGS $fam_args"
 	t0=$(date +%s)
 	: >"$RESULTS/$fam.started"

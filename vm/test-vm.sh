@@ -65,7 +65,7 @@ q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 env="VM_PYTEST_ARGS=$(q "${VM_PYTEST_ARGS:-tests/test_e2e_*.py}") VM_FAMILY_TIMEOUT=$VM_FAMILY_TIMEOUT"
 env="$env OOMKILLER_RACE_ROUNDS=$(q "${VM_RACE_ROUNDS:-1}")"
 env="$env OOMKILLER_TEST_READY_TIMEOUT=$(q "${VM_READY_TIMEOUT:-120}")"
-env="$env VM_INEXACT_ARGS=$(q "${VM_INEXACT_ARGS:-}")"
+env="$env VM_DESELECT=$(q "${VM_DESELECT:-}")"
 env="$env OOMKILLER_TEST_STOP_TIMEOUT=$(q "${VM_STOP_TIMEOUT:-120}")"
 
 # One guest: its output streamed with the kernel's name in front, its

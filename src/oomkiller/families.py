@@ -22,12 +22,12 @@ from oomkiller import abi
 SOURCES = ("mem", "sys")
 FIXED = {"tcp": "tracepoint", "rand": "uprobe"}
 FAMILY_ORDER = ("fentry", "kprobe", "tracepoint")  # cheapest first
-# What auto tries, per source: the cheapest family measured exact. For sys
-# that is the tracepoint: in the VM lane (Debian 6.18.5 and 7.3.4,
-# single-threaded TCG, a loaded host) the 64-thread exact write race lost
-# counts under fentry in most rounds and under kprobe in 1 of 13, and
-# under tracepoint in none of 12. Why the others still lose is open
-# (issue 9). mem samples only move the gate, so fentry stays first there.
+# What auto tries, per source. For sys, the family that lost the fewest
+# counts: in the VM lane (Debian 6.18.5 and 7.3.4, single-threaded TCG, a
+# loaded host) the 64-thread exact write race lost counts under fentry in
+# most rounds, under kprobe in 1 of 13 and under the tracepoint in 1 of 18
+# (7.3.4 only). None is exact there yet (issue 9, open). mem samples only
+# move the gate, so fentry stays first there.
 AUTO_ORDER = {"mem": FAMILY_ORDER, "sys": ("tracepoint", "kprobe", "fentry")}
 PREFIX = {"fx": "fentry", "kp": "kprobe", "tp": "tracepoint"}
 TP_SYS_EXIT = "tp_sys_exit"
