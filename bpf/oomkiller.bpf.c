@@ -499,6 +499,8 @@ struct oomk_thr {
 	__u64 sock_mark;	/* syscw + 1 of the last call counted in sockw */
 	__u64 seen_w;		/* syscw - sockw already folded into the process */
 	__u64 seen_r;		/* rchar already folded */
+	__u64 tcp_seen[2];	/* TCP segments each sock_send_length twin saw */
+	__u64 tcp_folded;	/* the larger of the two, already folded */
 	__u32 tgid;
 	__u32 _pad;
 };
@@ -739,40 +741,55 @@ int BPF_KRETPROBE(kp_mem_si_meminfo_exit)
 }
 
 /* ---------------------------------------------------------------------
- * Sockets: every sock_sendmsg(), whatever the call (Linux 6.3, commit
- * 6e6eda44b939). A plain tracepoint runs with preemption off, so unlike
- * fexit/kretprobe on tcp_sendmsg it is never skipped for a preempted run:
- * it is the TCP source in every family, and it counts the socket writes
- * that fold() takes out of syscw. TCP: data segments handed to the
- * kernel, ceil(bytes / MSS) per successful send, so Nagle, autocorking
- * and GSO merging don't hide them.
+ * Hooks that must never be skipped: a thread's birth, exec and last
+ * checkpoint at its exit, and sends on sockets. On 6.x a tracepoint runs
+ * with preemption off and its tp_btf program is skipped only if it nests
+ * in itself. Since 7.0 (SRCU-fast tracepoints) a tp_btf program is
+ * preemptible, and is skipped while another run of it is preempted on the
+ * same CPU (its recursion guard). A classic tracepoint program still runs
+ * with preemption off (perf's trace glue), and is skipped only while
+ * bpf_prog_active is held on that CPU: a kprobe-type program runs, or a
+ * task is preempted inside a bpf(2) map syscall.
+ *
+ * So each of these hooks is attached twice, as tp_btf (`on_X`) and as a
+ * classic tracepoint (`on_X_tp`): the two are skipped for unrelated
+ * reasons, and a count is lost only if both are skipped for the same
+ * event. Both run one after the other in the thread the event belongs to,
+ * and whatever they do is idempotent, so the second finds its work done.
  */
-SEC("tp_btf/sock_send_length")
-int BPF_PROG(on_sock_send, struct sock *sk, int ret, int flags)
+
+/* Sockets: every sock_sendmsg(), whatever the call (Linux 6.3, commit
+ * 6e6eda44b939). The TCP source in every family, and what fold() takes
+ * out of syscw. TCP: data segments handed to the kernel, ceil(bytes /
+ * MSS) per successful send, so Nagle, autocorking and GSO merging don't
+ * hide them. Each twin adds what it sees to its own per-thread total and
+ * the process gets the larger: never a segment counted twice. */
+static __always_inline void sock_send(struct sock *sk, int ret, int twin)
 {
 	struct task_struct *t;
 	struct oomk_proc *p;
 	struct oomk_thr *th;
 	struct pt_regs *regs;
-	__u64 id, segs, mark;
+	__u64 id, segs, mark, seen, old;
 	__u32 mss, tgid, tid;
 
 	if (!live())
-		return 0;
+		return;
 	t = bpf_get_current_task_btf();
 	if (!task_is_target(t))
-		return 0;
+		return;
 	id = bpf_get_current_pid_tgid();
 	tgid = id >> 32;
 	tid = (__u32)id;
 	p = proc_get(t, tgid, tid);
 	if (!p)
-		return 0;
+		return;
 	th = thr_get(t, tgid, tid, 0, 0);
 	if (!th)
-		return 0;
+		return;
 	/* syscw grows at the end of the call, so during it syscw + 1 names
-	 * the call: a sendfile that sends many times is taken out once. */
+	 * the call: a sendfile that sends many times is taken out once, and
+	 * the twin finds it marked. */
 	regs = (struct pt_regs *)bpf_task_pt_regs(t);
 	mark = t->ioac.syscw + 1;
 	if (regs && th->sock_mark != mark && syscw_sends(regs->orig_ax, in_compat_syscall(t))) {
@@ -783,53 +800,76 @@ int BPF_PROG(on_sock_send, struct sock *sk, int ret, int flags)
 	    BPF_CORE_READ(sk, sk_type) == SOCK_STREAM) {
 		mss = BPF_CORE_READ((struct tcp_sock *)sk, mss_cache);
 		segs = mss ? ((__u64)ret + mss - 1) / mss : 1;
-		add_and_check(p, tgid, tid, OOMK_RULE_TCP_PACKETS, segs);
+		seen = __sync_add_and_fetch(&th->tcp_seen[twin & 1], segs);
+		old = th->tcp_folded;
+		if (seen > old && __sync_val_compare_and_swap(&th->tcp_folded, old, seen) == old)
+			add_and_check(p, tgid, tid, OOMK_RULE_TCP_PACKETS, seen - old);
 	}
 	fold(p, th, t, tgid, tid);
 	enforce(p, tgid, tid);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(on_sock_send, struct sock *sk, int ret, int flags)
+{
+	sock_send(sk, ret, 0);
 	return 0;
 }
 
-/* ---------------------------------------------------------------------
- * Sources every kernel has: process lifetime, threads, rand().
- */
+SEC("tracepoint/sock/sock_send_length")
+int on_sock_send_tp(struct trace_event_raw_sock_msg_length *ctx)
+{
+	sock_send((struct sock *)BPF_CORE_READ(ctx, sk), BPF_CORE_READ(ctx, ret), 1);
+	return 0;
+}
 
 /* Counters belong to the process image: exec starts them again, from the
  * exec'ing thread's counters now (it may be an old non-leader thread that
  * took over the leader's pid). A condemned process stays condemned (exec
  * is no way out). */
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+static __always_inline void exec_checkpoint(struct task_struct *p)
 {
 	__u32 tgid = p->tgid;
 	struct oomk_proc *e;
 
 	if (!live())
-		return 0;
+		return;
 	if (comm_has_name(p->comm))
 		thr_set(p, tgid, tgid, p->ioac.syscw, p->ioac.rchar);
 	else if (bpf_map_lookup_elem(&thrs, &tgid))
 		bpf_map_delete_elem(&thrs, &tgid);
 	e = bpf_map_lookup_elem(&procs, &tgid);
 	if (!e)
-		return 0;
+		return;
 	if (!e->condemned) {
 		bpf_map_delete_elem(&procs, &tgid);
-		return 0;
+		return;
 	}
 	for (int i = 0; i < OOMK_RULE_MAX; i++)
 		e->counters[i] = 0;
 	__builtin_memcpy(e->comm, p->comm, OOMK_COMM_LEN);
 	enforce(e, tgid, (__u32)bpf_get_current_pid_tgid());
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	exec_checkpoint(p);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int on_exec_tp(void *ctx)
+{
+	exec_checkpoint(bpf_get_current_task_btf());
 	return 0;
 }
 
 /* A thread's last checkpoint: while other threads of the process live,
  * what it did counts, and the kill goes to the process (current is
  * exiting: bpf_send_signal would refuse). The records go with it, so a
- * reused PID inherits nothing. */
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(on_exit, struct task_struct *t)
+ * reused PID inherits nothing, and the twin finds nothing left to do. */
+static __always_inline void exit_checkpoint(struct task_struct *t)
 {
 	__u32 tgid = t->tgid, tid = t->pid;
 	bool group_dead = t->signal->live.counter == 0;
@@ -837,7 +877,7 @@ int BPF_PROG(on_exit, struct task_struct *t)
 	struct oomk_thr *th;
 
 	if (!live())
-		return 0;
+		return;
 	th = bpf_map_lookup_elem(&thrs, &tid);
 	if (th) {
 		if (!group_dead && th->tgid == tgid && th->start_time == t->start_time &&
@@ -849,38 +889,80 @@ int BPF_PROG(on_exit, struct task_struct *t)
 		}
 		bpf_map_delete_elem(&thrs, &tid);
 	}
-	if (group_dead)
+	if (group_dead && bpf_map_lookup_elem(&procs, &tgid))
 		bpf_map_delete_elem(&procs, &tgid);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *t)
+{
+	exit_checkpoint(t);
 	return 0;
 }
 
-/* Runs in the creator's context after the clone succeeded. The child's
- * ioac starts at zero, and so does its record. Threads created over the
- * process's life count (cumulative); io_uring's workers are the kernel's
- * threads, not the program's, and don't count. */
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+SEC("tracepoint/sched/sched_process_exit")
+int on_exit_tp(void *ctx)
+{
+	exit_checkpoint(bpf_get_current_task_btf());
+	return 0;
+}
+
+/* Runs in the creator's context after the clone succeeded, before the
+ * child first runs. The child's ioac starts at zero, and so does its
+ * record. Threads created over the process's life count (cumulative);
+ * io_uring's workers are the kernel's threads, not the program's, and
+ * don't count. A child is counted by whichever twin makes its record: the
+ * other finds it made. No record (thrs full), no count: never twice. */
+static __always_inline void fork_checkpoint(struct task_struct *child)
 {
 	struct task_struct *t;
 	struct oomk_proc *p;
-	__u32 tgid = parent->tgid, tid = parent->pid;
+	struct oomk_thr *th;
+	__u32 tgid, tid, ctid = child->pid;
+	__u64 id;
 
 	if ((child->flags & PF_IO_WORKER) || !live())
-		return 0;
+		return;
 	t = bpf_get_current_task_btf();
 	if (!task_is_target(t))
-		return 0;
-	thr_set(child, child->tgid, child->pid, 0, 0);
+		return;
+	th = bpf_map_lookup_elem(&thrs, &ctid);
+	if (th && th->tgid == child->tgid && th->start_time == child->start_time)
+		return;		/* the twin saw this birth */
+	id = bpf_get_current_pid_tgid();
+	tgid = id >> 32;
+	tid = (__u32)id;
 	p = proc_get(t, tgid, tid);
-	if (!p)
-		return 0;
+	if (!thr_set(child, child->tgid, ctid, 0, 0) || !p)
+		return;
 	if (child->tgid == tgid)
 		add_and_check(p, tgid, tid, OOMK_RULE_THREADS, 1);
 	checkpoint(p, t, tgid, tid, 0, 0);
 	enforce(p, tgid, tid);
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	fork_checkpoint(child);
 	return 0;
 }
 
+SEC("tracepoint/sched/sched_process_fork")
+int on_fork_tp(struct trace_event_raw_sched_process_fork *ctx)
+{
+	struct task_struct *child = bpf_task_from_pid(BPF_CORE_READ(ctx, child_pid));
+
+	if (child) {
+		fork_checkpoint(child);
+		bpf_task_release(child);
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * rand(): a uprobe, which has no recursion guard.
+ */
 static __always_inline int on_rand_call(void)
 {
 	struct task_struct *t = bpf_get_current_task_btf();

@@ -271,13 +271,18 @@ PROGS = [families.Prog(n, s) for n, s in [
     ("kp_mem_si_meminfo_entry", "kprobe/si_meminfo"),
     ("kp_mem_si_meminfo_exit", "kretprobe/si_meminfo"),
     ("on_sock_send", "tp_btf/sock_send_length"),
+    ("on_sock_send_tp", "tracepoint/sock/sock_send_length"),
     ("on_exec", "tp_btf/sched_process_exec"),
+    ("on_exec_tp", "tracepoint/sched/sched_process_exec"),
     ("on_exit", "tp_btf/sched_process_exit"),
+    ("on_exit_tp", "tracepoint/sched/sched_process_exit"),
     ("on_fork", "tp_btf/sched_process_fork"),
+    ("on_fork_tp", "tracepoint/sched/sched_process_fork"),
     ("on_rand", "uprobe/libc.so.6:rand"),
     ("sweep", "syscall"),
 ]]
-ALWAYS = ["on_sock_send", "on_exec", "on_exit", "on_fork", "on_rand", "sweep"]
+ALWAYS = ["on_sock_send", "on_sock_send_tp", "on_exec", "on_exec_tp", "on_exit", "on_exit_tp",
+          "on_fork", "on_fork_tp", "on_rand", "sweep"]
 
 
 class FakeProbe:

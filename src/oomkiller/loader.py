@@ -22,7 +22,7 @@ from ctypes import POINTER, byref, c_size_t, c_uint32, sizeof
 from pathlib import Path
 from typing import Callable, Optional, TextIO
 
-from oomkiller import __version__, _libbpf, abi, events, families, instance, journal
+from oomkiller import __version__, _libbpf, abi, events, families, instance, journal, tracefs
 from oomkiller._libbpf import BpfLink, BpfMap, BpfObject, BpfProgram, RingBuffer
 from oomkiller.bpflog import LibbpfLog
 from oomkiller.settings import Settings
@@ -331,6 +331,13 @@ class Killer:
             except OSError as e:
                 raise SetupError(f"OOMKILLER_BTF={path} is not usable BTF "
                                  f"({e.strerror or 'unreadable'}): fix it or unset it") from None
+        try:
+            mounted = tracefs.ensure_mounted()
+        except OSError as e:
+            raise SetupError(f"cannot mount tracefs on {tracefs.TRACEFS} ({e.strerror}): "
+                             "mount it (mount -t tracefs tracefs /sys/kernel/tracing)") from None
+        if mounted:
+            self.say(mounted)
         probe = KernelProbe(self._open, self.log, self.say)
         try:
             self._open_and_check()
