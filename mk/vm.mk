@@ -3,7 +3,8 @@
 # per-family suite there once per attach family, per kernel.
 #
 #   make vm-run CMD='uname -r'        run CMD in a guest, in this directory;
-#                                     make exits with CMD's status
+#                                     make fails if CMD fails (vm/run.sh
+#                                     prints and exits with CMD's status)
 #   make vm-run VM_KERNEL=6.18.5 CMD=...   the same on another stock kernel
 #   make test-vm                      the per-family set under fentry,
 #                                     kprobe, tracepoint, then auto, on
@@ -99,8 +100,7 @@ vm-kernel: | $(BUILD)/.vm-deps
 
 vm-run: export VM_CMD = $(value CMD)
 vm-run: $(VNG)
-	$(Q)rc=0; vm/run.sh -- "$$VM_CMD" || rc=$$?; \
-	[ $$rc = 0 ] || $(PYTHON) vm/make-exit.py $$PPID $$rc; exit $$rc
+	$(Q)vm/run.sh -- "$$VM_CMD"
 
 # The suite once per family, in one boot. The workloads and ./oomkiller are
 # built here on the host; the guest sees them through the shared root.
