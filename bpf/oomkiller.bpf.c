@@ -383,13 +383,16 @@ static __always_inline void kill_tgid(struct oomk_proc *p, __u32 tgid)
 }
 
 /* value reached limit: condemn (sticky). The caller's enforce() kills it
- * if the gate is open; with the gate closed the sweep will. */
+ * if the gate is open; with the gate closed the sweep will. The first rule
+ * claims it, writes value, then publishes condemned (an xchg: a full
+ * barrier), so whoever sees condemned sees the value it was reached at. */
 static __always_inline void condemn(struct oomk_proc *p, __u32 tgid, __u32 tid,
 				    __u32 rule, __u64 value)
 {
-	if (__sync_val_compare_and_swap(&p->condemned, 0, rule + 1) != 0)
+	if (__sync_fetch_and_or(&p->state, OOMK_ST_CONDEMNING) & OOMK_ST_CONDEMNING)
 		return;		/* already condemned: the first rule stands */
 	p->value = value;
+	__sync_lock_test_and_set(&p->condemned, rule + 1);
 	__sync_fetch_and_add(&stats.condemned, 1);
 	if (gate_open())
 		return;

@@ -34,6 +34,7 @@ enum oomk_event_kind {
 
 /* oomk_proc.state bits */
 #define OOMK_ST_KILLED	(1u << 0)	/* SIGKILL sent (or dry-run reported) */
+#define OOMK_ST_CONDEMNING (1u << 1)	/* one rule claimed the condemnation */
 
 /* Settings: one `const volatile` global in .rodata, written before load. */
 struct oomk_config {
