@@ -3,13 +3,14 @@
 Program names carry family and data source: `fx_<src>_*` (fentry/fexit),
 `kp_<src>_*` (kprobe/kretprobe), `tp_<src>_*` (tracepoint), sources mem and
 sys. In the tracepoint family one `tp_sys_exit` serves both sys and mem, told
-apart by oomk_config.flags. Anything else (on_exec, on_exit, on_fork, on_rand,
-on_sock_send, sweep, ...) is always loaded.
+apart by oomk_config.flags. Anything else (on_exec, on_exit, on_fork,
+on_sock_send and their `_tp` twins, on_rand, sweep, ...) is always loaded.
 
 The sources that have no choice are listed in FIXED: TCP sends are counted in
-the sock_send_length tracepoint in every family, because it runs with
-preemption off and is never skipped (fexit or kretprobe on tcp_sendmsg can
-be); rand() by a uprobe.
+the sock_send_length tracepoint in every family, attached twice (tp_btf and
+classic), so a send is lost only if both are skipped for it (fexit or
+kretprobe on tcp_sendmsg have one way in, and a pool); rand() by a uprobe,
+which has no recursion guard.
 """
 
 from __future__ import annotations
