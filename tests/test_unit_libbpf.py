@@ -1,6 +1,7 @@
 """Pure-Python checks of the ctypes binding: declarations, struct layouts, errors.
 
-No root and no BPF: dlopen()ing libbpf.so.1 needs neither.
+No root and no BPF: dlopen()ing libbpf.so.1 and parsing the built object's
+BTF need neither.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from oomkiller import _libbpf, abi  # noqa: E402
+from oomkiller import _libbpf, abi, loader  # noqa: E402
 from oomkiller.bpflog import KEEP_LINES, LibbpfLog  # noqa: E402
 
 
@@ -144,11 +145,37 @@ def test_btf_structs():
     assert (t.kind, t.vlen) == (_libbpf.BTF_KIND_DATASEC, 3)
 
 
-def test_shared_struct_sizes():
-    assert ctypes.sizeof(abi.OomkConfig) == 96
-    assert ctypes.sizeof(abi.OomkProc) == 96
-    assert ctypes.sizeof(abi.OomkEvent) == 64
-    assert ctypes.sizeof(abi.OomkStats) == 80
+def _object_btf():
+    lib = _libbpf.libbpf()
+    return lib, lib.btf__parse(str(ROOT / "build" / "oomkiller.bpf.o").encode(), None)
+
+
+@pytest.mark.parametrize("cname", sorted(abi.SHARED_STRUCTS))
+def test_mirrors_match_the_objects_btf_member_by_member(cname):
+    """The loader's own check: names and offsets of every member, and the size."""
+    lib, btf = _object_btf()
+    try:
+        layout = loader.struct_layout(lib, btf, cname)
+        assert layout is not None
+        assert [m for m, _ in layout[1]] == [f[0] for f in abi.SHARED_STRUCTS[cname]._fields_]
+        assert loader.layout_mismatch(cname, layout, abi.SHARED_STRUCTS[cname]) is None
+    finally:
+        lib.btf__free(btf)
+
+
+def test_two_swapped_fields_of_one_size_are_caught():
+    lib, btf = _object_btf()
+    try:
+        layout = loader.struct_layout(lib, btf, "oomk_stats")
+    finally:
+        lib.btf__free(btf)
+    fields = list(abi.OomkStats._fields_)
+    fields[1], fields[2] = fields[2], fields[1]       # samples <-> kills, both __u64
+    swapped = type("Swapped", (ctypes.Structure,), {"_fields_": fields})
+    assert ctypes.sizeof(swapped) == ctypes.sizeof(abi.OomkStats)
+    why = loader.layout_mismatch("oomk_stats", layout, swapped)
+    assert why == ("struct oomk_stats has samples at offset 8 in the BPF object "
+                   "but kills at 8 in oomkiller/abi.py"), why
 
 
 _CTYPES = {"__u64": 8, "__u32": 4, "char": 1}

@@ -144,6 +144,15 @@ class BtfType(Structure):
         return self.info & 0xFFFF
 
 
+class BtfMember(Structure):
+    """struct btf_member: follows a STRUCT btf_type, vlen of them."""
+    _fields_ = [
+        ("name_off", c_uint32),
+        ("type", c_uint32),
+        ("offset", c_uint32),  # bits; with kflag, bitfield size in the top 8
+    ]
+
+
 class BtfVarSecinfo(Structure):
     """struct btf_var_secinfo: follows a DATASEC btf_type, vlen of them."""
     _fields_ = [

@@ -14,6 +14,7 @@ import ctypes
 import datetime
 import errno
 import importlib.resources
+import itertools
 import mmap
 import os
 import sys
@@ -114,12 +115,36 @@ def datasec_vars(lib: ctypes.CDLL, btf: _libbpf.Btf, section: str) -> dict[str, 
     return out
 
 
-def struct_size(lib: ctypes.CDLL, btf: _libbpf.Btf, name: str) -> Optional[int]:
+def struct_layout(lib: ctypes.CDLL, btf: _libbpf.Btf,
+                  name: str) -> Optional[tuple[int, list[tuple[str, int]]]]:
+    """(size, [(member, byte offset)]) of struct `name` in the object's BTF."""
     try:
         type_id = lib.btf__find_by_name_kind(btf, name.encode(), _libbpf.BTF_KIND_STRUCT)
     except FileNotFoundError:
         return None  # clang emits BTF only for types the program uses
-    return lib.btf__resolve_size(btf, type_id)
+    t = lib.btf__type_by_id(btf, type_id).contents
+    kflag = t.info >> 31
+    addr = ctypes.addressof(t) + sizeof(_libbpf.BtfType)
+    members = []
+    for m in (_libbpf.BtfMember * t.vlen).from_address(addr):
+        bits = m.offset & 0xFFFFFF if kflag else m.offset
+        members.append(((lib.btf__name_by_offset(btf, m.name_off) or b"").decode(), bits // 8))
+    return lib.btf__resolve_size(btf, type_id), members
+
+
+def layout_mismatch(cname: str, btf_layout: tuple[int, list[tuple[str, int]]],
+                    mirror: type) -> Optional[str]:
+    """Why abi.py's `mirror` does not match the object's struct, or None."""
+    size, members = btf_layout
+    mine = [(f[0], getattr(mirror, f[0]).offset) for f in mirror._fields_]
+    for theirs, ours in itertools.zip_longest(members, mine, fillvalue=("nothing", size)):
+        if theirs != ours:
+            return (f"struct {cname} has {theirs[0]} at offset {theirs[1]} in the BPF object "
+                    f"but {ours[0]} at {ours[1]} in oomkiller/abi.py")
+    if size != sizeof(mirror):
+        return (f"struct {cname} is {size} bytes in the BPF object but {sizeof(mirror)} "
+                "in oomkiller/abi.py")
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -390,13 +415,13 @@ class Killer:
             raise SetupError(f"BPF object {self.obj_origin} has no BTF: rebuild it with make "
                              "(clang -g)") from None
         for cname, mirror in abi.SHARED_STRUCTS.items():
-            size = struct_size(self.lib, btf, cname)
-            if size is None:
+            layout = struct_layout(self.lib, btf, cname)
+            if layout is None:
                 raise SetupError(f"struct {cname} is missing from the BPF object's BTF: "
                                  "rebuild it with make")
-            if size != sizeof(mirror):
-                raise SetupError(f"struct {cname} is {size} bytes in the BPF object but "
-                                 f"{sizeof(mirror)} in oomkiller/abi.py: rebuild with make")
+            why = layout_mismatch(cname, layout, mirror)
+            if why:
+                raise SetupError(f"{why}: rebuild with make")
 
     def _programs(self) -> list[families.Prog]:
         return [families.Prog(self.lib.bpf_program__name(p).decode(),
