@@ -17,11 +17,11 @@ import traceback
 from typing import NoReturn, Optional, Sequence
 
 from oomkiller import __version__, abi, config, instance, journal
+from oomkiller.messages import EXIT_OK, EXIT_USAGE, fail
 from oomkiller._libbpf import LibraryMissing
 from oomkiller.settings import ATTACH_CHOICES, Settings
 from oomkiller.sizes import parse_size
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
 MAX_INTERVAL = 3600.0
@@ -218,13 +218,6 @@ class Stopper:
             raise KeyboardInterrupt
 
 
-def fail(message: str, code: int = EXIT_FAILURE) -> int:
-    on = journal.connected(2)
-    sys.stderr.write(f"{journal.prefix(journal.ERR, on)}oomkiller: {message}\n")
-    sys.stderr.flush()
-    return code
-
-
 class Reloader:
     """SIGHUP handler: only a flag, acted on between polls (also when it
     arrived during setup)."""
@@ -288,9 +281,7 @@ def _run_locked(settings, stopper, reloader, reread, loader, LibbpfLog) -> int:
             if stopper.requested:
                 return EXIT_OK
             killer.stop_requested = False
-            sys.stderr.write(journal.prefix(journal.INFO, killer.journal_err)
-                             + killer.ready_line() + "\n")
-            sys.stderr.flush()
+            killer.msg.line(journal.INFO, killer.ready_line())
             if reloader is not None:
                 reloader.killer = killer
                 killer.reload_requested = reloader.pending

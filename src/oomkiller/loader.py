@@ -26,6 +26,7 @@ from typing import Callable, Optional, TextIO
 from oomkiller import __version__, _libbpf, abi, events, families, instance, journal, tracefs
 from oomkiller._libbpf import BpfLink, BpfMap, BpfObject, BpfProgram, RingBuffer
 from oomkiller.bpflog import LibbpfLog
+from oomkiller.messages import Messages
 from oomkiller.settings import Settings
 from oomkiller.sizes import format_size
 
@@ -293,7 +294,7 @@ class Killer:
         self.pins = instance.Pins(self.lib)
         self.started = datetime.datetime.now().astimezone()
         self.journal_out = journal.connected(self._fileno(out))
-        self.journal_err = journal.connected(self._fileno(err))
+        self.msg = Messages(err, settings.verbose)
 
     @staticmethod
     def _fileno(stream: TextIO) -> int:
@@ -305,17 +306,14 @@ class Killer:
     # -- messages ----------------------------------------------------------
 
     def note(self, priority: int, text: str) -> None:
-        """One line on stderr; under systemd with its journal priority."""
-        self.err.write(f"{journal.prefix(priority, self.journal_err)}oomkiller: {text}\n")
-        self.err.flush()
+        self.msg.note(priority, text)
 
     def say(self, text: str) -> None:
         """-v diagnostics."""
-        if self.s.verbose:
-            self.note(journal.DEBUG, text)
+        self.msg.say(text)
 
     def warn(self, text: str) -> None:
-        self.note(journal.WARNING, f"warning: {text}")
+        self.msg.warn(text)
 
     # -- lifecycle ---------------------------------------------------------
 

@@ -18,21 +18,15 @@ from ctypes import byref, c_uint32, sizeof
 from typing import Sequence
 
 from oomkiller import abi, events, instance
+from oomkiller.messages import EXIT_OK, fail
 from oomkiller._libbpf import LibraryMissing
 from oomkiller.settings import Settings
 from oomkiller.sizes import format_size
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 class StatusError(Exception):
     """One line for the user; exit 1."""
-
-
-def _fail(message: str) -> int:
-    sys.stderr.write(f"oomkiller: {message}\n")
-    sys.stderr.flush()
-    return EXIT_FAILURE
 
 
 class Pinned:
@@ -231,17 +225,17 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--json", action="store_true", help="one JSON object")
     ns = p.parse_args(list(argv))
     if not has_bpf_privileges(effective_caps()):
-        return _fail("need root, or CAP_BPF: run it with sudo")
+        return fail("need root, or CAP_BPF: run it with sudo")
     try:
         st = collect()
     except NoKiller:
-        return _fail("no killer running")
+        return fail("no killer running")
     except (StatusError, LibraryMissing) as e:
-        return _fail(str(e))
+        return fail(str(e))
     except OSError as e:
-        return _fail(f"{e.strerror or e}: cannot read the killer's maps")
+        return fail(f"{e.strerror or e}: cannot read the killer's maps")
     except Exception as e:  # noqa: BLE001 - never a traceback for the user
-        return _fail(f"internal error: {type(e).__name__}: {e}: report it")
+        return fail(f"internal error: {type(e).__name__}: {e}: report it")
     try:
         if ns.json:
             sys.stdout.write(json.dumps(st, ensure_ascii=False) + "\n")
