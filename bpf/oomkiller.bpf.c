@@ -617,6 +617,7 @@ static __always_inline void mem_sample(__u64 total, __u64 free, __u32 unit)
 {
 	stats.mem_used = (total - free) * unit;
 	__sync_fetch_and_add(&stats.samples, 1);
+	stats.gate_open = gate_open();
 }
 
 static __always_inline void mem_sample_user(struct sysinfo *uinfo)

@@ -86,6 +86,7 @@ struct oomk_stats {
 	__u64 sweeps;		/* deferred walks of procs */
 	__u64 kill_failed;	/* SIGKILL not sent (kernel refused): retried later */
 	__u64 untracked_threads; /* threads refused by a full thread map */
+	__u64 gate_open;	/* gate_open() at the last sample: what status shows */
 };
 
 #endif /* OOMKILLER_H */

@@ -80,6 +80,7 @@ class OomkStats(Structure):
         ("sweeps", c_uint64),
         ("kill_failed", c_uint64),
         ("untracked_threads", c_uint64),
+        ("gate_open", c_uint64),
     ]
 
 

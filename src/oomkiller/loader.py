@@ -23,7 +23,8 @@ from ctypes import POINTER, byref, c_size_t, c_uint32, sizeof
 from pathlib import Path
 from typing import Callable, Optional, TextIO
 
-from oomkiller import __version__, _libbpf, abi, events, families, instance, journal, tracefs
+from oomkiller import (__version__, _libbpf, abi, events, families, instance, journal,
+                       procmap, tracefs)
 from oomkiller._libbpf import BpfLink, BpfMap, BpfObject, BpfProgram, RingBuffer
 from oomkiller.bpflog import LibbpfLog
 from oomkiller.messages import Messages
@@ -710,31 +711,15 @@ class Killer:
         fams = " ".join(f"{src}={fam}" for src, fam in self.plan.families.items())
         fams += f" rand={families.FIXED['rand']}"
         used = self.stats.mem_used
-        gate = "gate open" if used >= self.s.min_used else "gate closed"
+        gate = "gate open" if self.stats.gate_open else "gate closed"
         return (f"oomkiller: ready: families {fams}; policy {self.s.policy_text()}; "
                 f"memory used {format_size(used)} ({gate})")
 
     def tracked(self) -> tuple[int, int]:
         """(processes in `procs`, of which condemned): a -v summary at stop."""
         procs = self.lib.bpf_object__find_map_by_name(self.obj, b"procs")
-        fd = self.lib.bpf_map__fd(procs)
-        key, next_key, value = ctypes.c_uint32(), ctypes.c_uint32(), abi.OomkProc()
-        count = condemned = 0
-        first = True
-        while count <= self.s.capacity:  # entries come and go while we walk
-            try:
-                self.lib.bpf_map_get_next_key(fd, None if first else byref(key), byref(next_key))
-            except FileNotFoundError:  # ENOENT: past the last key
-                break
-            first = False
-            key.value = next_key.value
-            try:
-                self.lib.bpf_map_lookup_elem(fd, byref(key), byref(value))
-            except FileNotFoundError:  # exited meanwhile
-                continue
-            count += 1
-            condemned += bool(value.condemned)
-        return count, condemned
+        entries = procmap.walk(self.lib, self.lib.bpf_map__fd(procs), self.s.capacity)
+        return len(entries), sum(bool(p.condemned) for _, p in entries)
 
     def summary(self) -> str:
         st = self.stats

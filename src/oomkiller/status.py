@@ -17,7 +17,7 @@ import sys
 from ctypes import byref, c_uint32, sizeof
 from typing import Sequence
 
-from oomkiller import abi, events, instance
+from oomkiller import abi, events, instance, procmap
 from oomkiller.messages import EXIT_OK, fail
 from oomkiller._libbpf import LibraryMissing
 from oomkiller.settings import Settings
@@ -69,24 +69,7 @@ class Pinned:
 
     def procs(self, limit: int) -> list[tuple[int, abi.OomkProc]]:
         """Every entry of `procs`; entries that vanish during the walk are skipped."""
-        fd = self.fds["procs"]
-        key, next_key = c_uint32(), c_uint32()
-        out: list[tuple[int, abi.OomkProc]] = []
-        first = True
-        while len(out) <= limit:
-            try:
-                self.lib.bpf_map_get_next_key(fd, None if first else byref(key), byref(next_key))
-            except FileNotFoundError:  # past the last key
-                break
-            first = False
-            key.value = next_key.value
-            value = abi.OomkProc()
-            try:
-                self.lib.bpf_map_lookup_elem(fd, byref(key), byref(value))
-            except FileNotFoundError:  # exited meanwhile
-                continue
-            out.append((key.value, value))
-        return out
+        return procmap.walk(self.lib, self.fds["procs"], limit)
 
 
 def _struct_at(raw: bytes, offset: int, ctype: type) -> ctypes.Structure:
@@ -153,7 +136,7 @@ def collect() -> dict:
             "interval": policy.interval,
             "dry_run": bool(cfg.dry_run),
         },
-        "gate_open": stats.mem_used >= cfg.min_used,
+        "gate_open": bool(stats.gate_open),
         "mem_used_bytes": stats.mem_used,
         "families": state.get("families", {}),
         "kills": stats.kills,
