@@ -14,6 +14,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+from oomkiller.rules import RULES  # noqa: E402
 OOMKILLER = ROOT / "oomkiller"
 PROGS = ROOT / "build" / "progs"
 LOCK_PATH = "/tmp/oomkiller-e2e.lock"
@@ -37,8 +40,8 @@ STOP_TIMEOUT = float(os.environ.get("OOMKILLER_TEST_STOP_TIMEOUT", "15"))
 RUN_TIMEOUT = 60.0     # one workload run
 
 # Default policy (issue 2), as the tests rely on it.
-LIMITS = {"fds": 100, "writes": 100, "read-bytes": 10 * MiB, "threads": 100,
-          "rand": 100, "tcp-packets": 1000}
+# The killer's default limits, by rule name: from its one rules table.
+LIMITS = {r.name: r.default for r in RULES}
 
 
 def rule_key(name: str) -> str:

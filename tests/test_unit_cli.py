@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from oomkiller import __version__, abi, cli, events, families  # noqa: E402
+from oomkiller import __version__, abi, cli, events, families, rules  # noqa: E402
 from oomkiller.settings import Settings  # noqa: E402
 from oomkiller.sizes import format_size, parse_size  # noqa: E402
 
@@ -219,14 +219,10 @@ def test_event_kinds(kind, name):
     assert events.format_event(make_event(kind=kind), 0).split(" ")[1] == name
 
 
-@pytest.mark.parametrize("rule", range(abi.RULE_MAX))
+@pytest.mark.parametrize("rule", rules.RULES, ids=lambda r: r.name)
 def test_rule_names(rule):
-    line = events.format_event(make_event(rule=rule), 0)
-    assert f" rule={abi.RULE_NAMES[rule]} " in line
-
-
-def test_rule_names_match_the_cli():
-    assert abi.RULE_NAMES == ("fds", "writes", "read-bytes", "threads", "rand", "tcp-packets")
+    line = events.format_event(make_event(rule=rule.id), 0)
+    assert f" rule={rule.name} " in line
 
 
 def test_json_event():
@@ -382,3 +378,17 @@ def test_unknown_programs_are_always_loaded():
     progs = PROGS + [families.Prog("on_rename", "tp_btf/task_rename")]
     plan = families.make_plan(progs, "auto", FakeProbe(fentry=False, kprobe=False))
     assert "on_rename" in plan.autoload
+
+
+def test_every_rule_is_an_option_a_config_key_and_a_default():
+    """One rules table: the CLI, the config file and the defaults follow it."""
+    from oomkiller import config, settings
+    s = cli.parse_settings([])
+    assert s.limits == [r.default for r in rules.RULES] == settings.Settings().limits
+    for r in rules.RULES:
+        assert r.option in config.VALUE_KEYS
+        assert r.help.endswith(")")
+        big = "7M" if r.unit == "bytes" else "7"
+        assert cli.parse_settings([f"--{r.option}", big]).limits[r.id] == \
+            (7 << 20 if r.unit == "bytes" else 7)
+        assert f"{r.name}=" in s.policy_text()

@@ -15,8 +15,7 @@ OOMK_NAME_MAX = 15
 # enum oomk_rule: index of oomk_config.limits / oomk_proc.counters
 RULE_FDS, RULE_WRITES, RULE_READ_BYTES, RULE_THREADS, RULE_RAND, RULE_TCP_PACKETS = range(6)
 RULE_MAX = 6
-# Names used on the command line's ready line and in events.
-RULE_NAMES = ("fds", "writes", "read-bytes", "threads", "rand", "tcp-packets")
+# Names, options and defaults: rules.RULES.
 
 # enum oomk_event_kind
 EV_KILL, EV_DRY_RUN, EV_CONDEMNED = 1, 2, 3

@@ -18,6 +18,7 @@ from typing import NoReturn, Optional, Sequence
 
 from oomkiller import __version__, abi, config, instance, journal
 from oomkiller.messages import EXIT_OK, EXIT_USAGE, fail
+from oomkiller.rules import RULES
 from oomkiller._libbpf import LibraryMissing
 from oomkiller.settings import ATTACH_CHOICES, Settings
 from oomkiller.sizes import parse_size
@@ -138,16 +139,9 @@ def build_parser() -> Parser:
       help="RAM in use (total - free) that opens the gate (1G)")
     a("--name", type=target_name, default="oomp", metavar="SUBSTR",
       help="target: process name contains SUBSTR, 1-15 bytes (oomp)")
-    a("--max-fds", type=_count, default=100, metavar="N", help="descriptors open at once (100)")
-    a("--max-writes", type=_count, default=100, metavar="N",
-      help="successful write/pwrite/writev calls (100)")
-    a("--max-read", type=size_positive, default=10 << 20, metavar="SIZE",
-      help="bytes returned by read/pread/readv (10M)")
-    a("--max-threads", type=_count, default=100, metavar="N",
-      help="threads created over the process's life (100)")
-    a("--max-rand", type=_count, default=100, metavar="N", help="calls of libc rand() (100)")
-    a("--max-tcp-packets", type=_count, default=1000, metavar="N",
-      help="TCP data segments sent, ceil(bytes/MSS) a send (1000)")
+    for rule in RULES:
+        a(f"--{rule.option}", type=size_positive if rule.unit == "bytes" else _count,
+          default=rule.default, metavar=rule.metavar, help=rule.help)
     a("--interval", type=interval, default=1.0, metavar="SECONDS",
       help="memory sampling period, up to 3600 (1)")
     a("--capacity", type=capacity, default=16384, metavar="N",
@@ -168,13 +162,7 @@ def parse_settings(argv: Optional[Sequence[str]] = None, exit_on_error: bool = T
     parser = build_parser()
     parser.raise_errors = not exit_on_error
     ns = parser.parse_args(argv)
-    limits = [0] * abi.RULE_MAX
-    limits[abi.RULE_FDS] = ns.max_fds
-    limits[abi.RULE_WRITES] = ns.max_writes
-    limits[abi.RULE_READ_BYTES] = ns.max_read
-    limits[abi.RULE_THREADS] = ns.max_threads
-    limits[abi.RULE_RAND] = ns.max_rand
-    limits[abi.RULE_TCP_PACKETS] = ns.max_tcp_packets
+    limits = [getattr(ns, rule.dest) for rule in RULES]
     return Settings(min_used=ns.min_used, name=ns.name, limits=limits, interval=ns.interval,
                     capacity=ns.capacity, dry_run=ns.dry_run, json=ns.json, attach=ns.attach,
                     verbose=ns.verbose)

@@ -19,12 +19,13 @@ import difflib
 import os
 from typing import Mapping, Optional, Sequence
 
+from oomkiller.rules import RULES
+
 DEFAULT_PATH = "/etc/oomkiller.conf"
 ENV_VAR = "OOMKILLER_CONFIG"
 
 # Options that take a value, checked later by the CLI's argument types.
-VALUE_KEYS = ("min-used", "name", "max-fds", "max-writes", "max-read", "max-threads",
-              "max-rand", "max-tcp-packets", "interval", "capacity", "attach")
+VALUE_KEYS = ("min-used", "name", *(r.option for r in RULES), "interval", "capacity", "attach")
 # Flags: `--KEY` is emitted when the value is true, nothing when false.
 BOOL_KEYS = ("dry-run", "json")
 # `verbose = N`: -v given N times (0-3), or a boolean (true = 1).

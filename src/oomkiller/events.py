@@ -6,7 +6,7 @@ import datetime
 import json
 import time
 
-from oomkiller import abi
+from oomkiller import abi, rules
 
 
 def boot_to_realtime_offset_ns() -> int:
@@ -44,7 +44,7 @@ def _escape(raw: bytes) -> str:
 
 
 def rule_name(rule: int) -> str:
-    return abi.RULE_NAMES[rule] if 0 <= rule < abi.RULE_MAX else f"unknown({rule})"
+    return rules.name_of(rule)
 
 
 def event_name(kind: int) -> str:

@@ -19,6 +19,7 @@ from typing import Sequence
 
 from oomkiller import abi, events, instance, procmap
 from oomkiller.messages import EXIT_OK, fail
+from oomkiller.rules import BY_NAME, RULES
 from oomkiller._libbpf import LibraryMissing
 from oomkiller.settings import Settings
 from oomkiller.sizes import format_size
@@ -116,7 +117,7 @@ def collect() -> dict:
         processes.append({
             "pid": tgid,
             "comm": events.comm_text(p.comm),
-            "counters": {rule: counters[i] for i, rule in enumerate(abi.RULE_NAMES)},
+            "counters": {r.name: counters[r.id] for r in RULES},
             "condemned": bool(p.condemned),
             "condemned_rule": events.rule_name(p.condemned - 1) if p.condemned else None,
             "killed": bool(p.state & 1),
@@ -132,7 +133,7 @@ def collect() -> dict:
             "text": policy.policy_text(),
             "name": name,
             "min_used_bytes": cfg.min_used,
-            "limits": {rule: limits[i] for i, rule in enumerate(abi.RULE_NAMES)},
+            "limits": {r.name: limits[r.id] for r in RULES},
             "interval": policy.interval,
             "dry_run": bool(cfg.dry_run),
         },
@@ -157,9 +158,8 @@ class NoKiller(Exception):
 
 
 def _cell(rule: str, value: int, limit: int) -> str:
-    if rule == "read-bytes":
-        return f"{format_size(value)}/{format_size(limit)}"
-    return f"{value}/{limit}"
+    r = BY_NAME[rule]
+    return f"{r.format(value)}/{r.format(limit)}"
 
 
 def format_text(st: dict) -> str:
@@ -181,11 +181,11 @@ def format_text(st: dict) -> str:
     if not st["processes"]:
         lines += ["", "no tracked targets"]
         return "\n".join(lines)
-    header = ["PID", "NAME"] + [r.upper() for r in abi.RULE_NAMES] + ["STATE"]
+    header = ["PID", "NAME"] + [r.name.upper() for r in RULES] + ["STATE"]
     rows = []
     for p in st["processes"]:
         cells = [str(p["pid"]), events._escape(p["comm"].encode("utf-8", "surrogateescape"))]
-        cells += [_cell(r, p["counters"][r], pol["limits"][r]) for r in abi.RULE_NAMES]
+        cells += [_cell(r.name, p["counters"][r.name], pol["limits"][r.name]) for r in RULES]
         state = "-"
         if p["killed"]:
             state = f"killed ({p['condemned_rule']})" if p["condemned_rule"] else "killed"
