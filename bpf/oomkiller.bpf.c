@@ -21,7 +21,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define SIGKILL		9
 #define IPPROTO_TCP	6
 #define SOCK_STREAM	1
-#define CLONE_THREAD	0x00010000
 #define PF_IO_WORKER	0x00000010
 
 const volatile struct oomk_config cfg = {};
