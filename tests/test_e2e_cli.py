@@ -170,3 +170,18 @@ def test_non_root_is_refused(e2e_session):
         assert "root" in low or "cap_bpf" in low, res.stderr
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_the_largest_limits_load_and_still_count(gate_open_ballast):
+    """A limit is a constant to the verifier. Comparing the fd walk's sum with
+    it once made the verifier track the sum through every bpf_loop iteration:
+    --max-fds 2^30 took 648 s to load here. Now every rule at its largest
+    loads within the usual ready timeout, and the other limits still hold."""
+    huge = str((1 << 64) - 1)
+    with K.Killer("--max-fds", str(1 << 30), "--max-read", "16777215T", "--max-threads", huge,
+                  "--max-rand", huge, "--max-tcp-packets", huge) as k:
+        assert "fds=1073741824" in k.ready_line, k.ready_line
+        res = K.work("write", 100)
+        assert res.killed, res.describe()
+        ev = k.wait_event(pid=res.pid, kind="kill")
+        assert ev is not None and K.rule_key(ev["rule"]) == "writes" and ev["value"] == 100, ev
