@@ -316,6 +316,23 @@ class Killer:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    # -- facts to wait on
+    def status(self) -> dict:
+        """This killer's `oomkiller status --json` (read from its pinned maps)."""
+        res = subprocess.run([str(OOMKILLER), "status", "--json"], capture_output=True,
+                             text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert res.returncode == 0, f"status: exit {res.returncode}: {res.stderr.strip()}"
+        st = json.loads(res.stdout)
+        assert st["pid"] == self.pid, f"status shows killer {st['pid']}, not ours ({self.pid})"
+        return st
+
+    def wait_samples(self, n: int = 2, timeout: float = 60.0) -> None:
+        """Return once the killer has taken n more memory samples, each followed
+        by a sweep run: what a "still alive" assertion waits on, never a sleep."""
+        start = self.status()["samples"]
+        assert wait_until(lambda: self.status()["samples"] >= start + n, timeout, 0.05), \
+            f"the killer took fewer than {n} samples in {timeout}s:\n{self.stderr_text()}"
+
     def stderr_text(self) -> str:
         with self._cond:
             return "\n".join(self.stderr_lines)

@@ -10,7 +10,6 @@ test_rel_evasion.py for the table. Here:
 """
 import os
 import signal
-import time
 
 import pytest
 
@@ -43,14 +42,14 @@ def test_condemnation_is_sticky_across_a_closed_gate(tmp_path):
                 continue
             ev = k.wait_event(pid=p.pid, kind="condemned")
             assert ev is not None, f"{name}: not condemned: {k.events}"
-        time.sleep(1.0)
+        k.wait_samples(2)  # two samples and sweeps with the gate closed
         assert all(p.alive() for p in procs.values()), "killed with the gate closed"
         with R.opening_ballast(gate):
             for name, p in procs.items():
                 if cases[name][2]:
                     rc = p.wait(10)
                     assert rc == KILLED, f"{name}: condemned, the gate opened: {p.describe()}"
-            time.sleep(1.5)  # three sweeps with the gate open
+            k.wait_samples(3)  # three samples and sweeps with the gate open
             for name, p in procs.items():
                 if not cases[name][2]:
                     assert p.alive(), f"{name}: killed when the gate opened: {p.describe()}"
@@ -78,7 +77,7 @@ def test_targets_started_before_the_killer():
             ev = k.wait_event(pid=w100.pid, kind="kill")
             assert ev is not None and ev["value"] == 100, ev
             assert w99.wait_state(R.S_SLEEPING), w99.describe()
-            time.sleep(2.0)
+            k.wait_samples(2)
             assert w99.alive(), "writes before the killer started were counted"
             assert asleep.alive(), "a target that makes no call after the start is not judged"
             assert not k.find_events(pid=w99.pid) and not k.find_events(pid=asleep.pid)
@@ -97,6 +96,7 @@ def test_io_uring_workers_are_not_created_threads():
                 pass
         assert any(n.startswith("iou-wrk") for n in names), \
             f"no io-wq worker seen (threads {names}): the test proves nothing"
-        time.sleep(0.5)
+        assert p.pid in R.tracked_pids(k), "the killer never saw the io_uring target"
+        k.wait_samples(1)
         assert p.alive(), p.describe()
         assert not k.find_events(pid=p.pid), k.find_events(pid=p.pid)

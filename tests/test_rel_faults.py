@@ -26,7 +26,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 
 import pytest
 
@@ -178,7 +177,7 @@ def test_burst_sync_kills_all_and_counts_drops():
             f"with the loader stopped, {killed} of {n} children killed, {other} not"
         assert K.wait_until(lambda: _dropped(k) > 0, 5), \
             f"no drop reported on stderr:\n{k.stderr_text()}"
-        time.sleep(1.5)  # the rest of the ring, and another tick
+        k.wait_samples(2)  # the rest of the ring, and two more ticks
         seen = len(k.find_events(kind="kill"))
         dropped = _dropped(k)
         assert seen + dropped == n, f"{seen} kill events seen + {dropped} dropped != {n} kills"
@@ -200,7 +199,7 @@ def test_burst_deferred_kills_all_despite_drops():
                 os.kill(k.pid, signal.SIGCONT)
                 assert K.wait_until(lambda: _dropped(k) > 0, 5), \
                     f"no drop reported on stderr:\n{k.stderr_text()}"
-                time.sleep(1.0)
+                k.wait_samples(2)
                 condemned = len(k.find_events(kind="condemned"))
                 dropped = _dropped(k)
                 assert condemned + dropped >= n, (condemned, dropped)

@@ -89,7 +89,7 @@ def test_300_targets_under_every_limit_all_live(killer):
         assert slept, [p.describe() for p in procs if p.state() != R.S_SLEEPING][:3]
         held = R.tracked(killer)
         assert held >= N, f"{N} sleeping targets but the process map holds {held}"
-        time.sleep(2.0)  # two memory samples and sweeps with the gate open
+        killer.wait_samples(2)  # two memory samples and sweeps with the gate open
         dead = [p.describe() for p in procs if not p.alive()]
         assert not dead, f"{len(dead)} compliant targets died, e.g. {dead[:3]}"
         pids = {p.pid for p in procs}

@@ -16,7 +16,6 @@ is changed.
   it lives (a counter carried over would reach 100).
 """
 import signal
-import time
 
 import pytest
 
@@ -68,7 +67,7 @@ def test_condemned_pid_reused_by_compliant_target_is_not_killed(tmp_path):
         with R.opening_ballast(gate):
             rc = control.wait(10)
             assert rc == -signal.SIGKILL, f"the sweep did not run: {control.describe()}"
-            time.sleep(1.5)  # three more samples and sweeps with the gate open
+            k.wait_samples(3)  # three more samples and sweeps with the gate open
             assert new.alive(), f"reused pid {pid} (compliant target) killed: {new.describe()}"
             assert new_nt.alive(), f"reused pid {pid_nt} (non-target) killed"
         kills = [e for e in k.find_events(kind="kill") if e["pid"] in (pid, pid_nt)]
