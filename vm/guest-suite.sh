@@ -65,8 +65,8 @@ check_auto() {
 	*" mem=fentry "* | *" mem=kprobe "*) ;;
 	*) bad="$bad mem" ;;
 	esac
-	# sys: the tracepoint, the one family measured exact (families.py);
-	# tcp: the sock_send_length tracepoint in every family (never skipped).
+	# sys: the tracepoint (families.AUTO_ORDER says why); tcp: the
+	# sock_send_length tracepoint, hooked twice, in every family.
 	for src in sys tcp; do
 		case " $fams " in *" $src=tracepoint "*) ;; *) bad="$bad $src" ;; esac
 	done

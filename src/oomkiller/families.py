@@ -23,12 +23,14 @@ from oomkiller import abi
 SOURCES = ("mem", "sys")
 FIXED = {"tcp": "tracepoint", "rand": "uprobe"}
 FAMILY_ORDER = ("fentry", "kprobe", "tracepoint")  # cheapest first
-# What auto tries, per source. For sys, the family that lost the fewest
-# counts: in the VM lane (Debian 6.18.5 and 7.3.4, single-threaded TCG, a
-# loaded host) the 64-thread exact write race lost counts under fentry in
-# most rounds, under kprobe in 1 of 13 and under the tracepoint in 1 of 18
-# (7.3.4 only). None is exact there yet (issue 9, open). mem samples only
-# move the gate, so fentry stays first there.
+# What auto tries, per source. Every family is exact on Debian's 6.18.5 and
+# 7.3.4 (the VM lane: 20 exact 64-thread races in a row each, with the twin
+# hooks), so auto goes by cost. For sys, the tracepoint: in make bench-vm the
+# tracepoint family was never the dearest on counted calls of non-targets,
+# kprobe (kretprobes) was, and fentry and the tracepoint were within TCG's
+# noise of each other; one tp_btf program also loads in a second where ~90
+# fexit programs take tens of seconds. mem samples only move the gate:
+# fentry first there.
 AUTO_ORDER = {"mem": FAMILY_ORDER, "sys": ("tracepoint", "kprobe", "fentry")}
 PREFIX = {"fx": "fentry", "kp": "kprobe", "tp": "tracepoint"}
 TP_SYS_EXIT = "tp_sys_exit"
