@@ -56,3 +56,13 @@ $(BENCH_DIR)/floor.bpf.o: bench/floor.bpf.c | $(BUILD)/.deps
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) -g -O2 -target bpf -Wall -Werror \
 		$(if $(MULTIARCH),-I/usr/include/$(MULTIARCH)) -c $< -o $@
+
+# `make bench-vm` (issue 9): each attach family's cost per write, read and
+# getppid on a stock kernel, in one guest (VM_KERNEL, as for vm-run), as
+# ratios to nothing attached. Prints a table, writes
+# bench/results-vm-KERNEL.json. BENCH_VM_ARGS go to bench/vm_families.py.
+BENCH_VM_ARGS ?=
+.PHONY: bench-vm
+bench-vm: export VM_CMD = $(PYTHON) bench/vm_families.py $(BENCH_VM_ARGS)
+bench-vm: oomkiller bench-build $(VNG)
+	$(Q)vm/run.sh -- "$$VM_CMD"
