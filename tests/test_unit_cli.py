@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from oomkiller import __version__, abi, cli, events, families, rules  # noqa: E402
+from oomkiller import __version__, abi, cli, events, families, privileges, rules  # noqa: E402
 from oomkiller.settings import Settings  # noqa: E402
 from oomkiller.sizes import format_size, parse_size  # noqa: E402
 
@@ -161,19 +161,19 @@ def test_help_fits_one_screen_and_lists_everything(capsys):
 
 def test_privileges():
     bit = lambda n: 1 << n  # noqa: E731
-    assert cli.has_bpf_privileges(bit(cli.CAP_SYS_ADMIN))
-    assert cli.has_bpf_privileges(bit(cli.CAP_BPF) | bit(cli.CAP_PERFMON))
-    assert not cli.has_bpf_privileges(bit(cli.CAP_BPF))
-    assert not cli.has_bpf_privileges(bit(cli.CAP_PERFMON))
-    assert not cli.has_bpf_privileges(0)
+    assert privileges.has_bpf_privileges(bit(privileges.CAP_SYS_ADMIN))
+    assert privileges.has_bpf_privileges(bit(privileges.CAP_BPF) | bit(privileges.CAP_PERFMON))
+    assert not privileges.has_bpf_privileges(bit(privileges.CAP_BPF))
+    assert not privileges.has_bpf_privileges(bit(privileges.CAP_PERFMON))
+    assert not privileges.has_bpf_privileges(0)
 
 
 def test_effective_caps_reads_capeff(tmp_path):
     status = tmp_path / "status"
     status.write_text("Name:\tx\nCapPrm:\t0000000000000000\nCapEff:\t000000c000000000\n")
-    caps = cli.effective_caps(str(status))
+    caps = privileges.effective_caps(str(status))
     assert caps == (1 << 38) | (1 << 39)
-    assert cli.effective_caps(str(tmp_path / "missing")) == 0
+    assert privileges.effective_caps(str(tmp_path / "missing")) == 0
 
 
 def test_unprivileged_run_refuses_before_touching_libbpf(monkeypatch, capsys):

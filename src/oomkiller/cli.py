@@ -16,15 +16,15 @@ import sys
 import traceback
 from typing import NoReturn, Optional, Sequence
 
-from oomkiller import __version__, abi, config, instance, journal
-from oomkiller.messages import EXIT_OK, EXIT_USAGE, fail
+from oomkiller import __version__, abi, config, instance, journal, status
+from oomkiller.messages import EXIT_OK, EXIT_USAGE, Parser, UsageError, fail
+from oomkiller.privileges import effective_caps, has_bpf_privileges
 from oomkiller.rules import RULES
 from oomkiller._libbpf import LibraryMissing
 from oomkiller.settings import ATTACH_CHOICES, Settings
 from oomkiller.sizes import parse_size
 
 
-CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
 MAX_INTERVAL = 3600.0
 MAX_CAPACITY = 1 << 24  # a preallocated hash of oomk_proc: 16M entries is already ~2 GiB
 
@@ -43,24 +43,6 @@ Options override the config file (key = value, long option names); SIGHUP
 re-reads it and applies new limits at once.
 exit status: 0 stopped by SIGINT/SIGTERM, 1 environment or runtime failure
 (also: already running; status with no killer), 2 bad usage or config."""
-
-
-class UsageError(Exception):
-    pass
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit 2 (or UsageError,
-    for a reload that must not exit)."""
-
-    raise_errors = False
-
-    def error(self, message: str) -> NoReturn:
-        if message.startswith("argument "):
-            message = message[len("argument "):]
-        if self.raise_errors:
-            raise UsageError(message)
-        self.exit(EXIT_USAGE, f"oomkiller: {message}: see oomkiller --help\n")
 
 
 # -- argument types: raise ArgumentTypeError so argparse names the option ----
@@ -170,22 +152,6 @@ def parse_settings(argv: Optional[Sequence[str]] = None, exit_on_error: bool = T
 
 # -- environment -------------------------------------------------------------
 
-def effective_caps(status_path: str = "/proc/self/status") -> int:
-    try:
-        with open(status_path, encoding="ascii") as f:
-            for line in f:
-                if line.startswith("CapEff:"):
-                    return int(line.split()[1], 16)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-def has_bpf_privileges(caps: int) -> bool:
-    """CAP_BPF + CAP_PERFMON (Linux >= 5.8), or CAP_SYS_ADMIN, which covers both."""
-    if caps & (1 << CAP_SYS_ADMIN):
-        return True
-    return bool(caps & (1 << CAP_BPF)) and bool(caps & (1 << CAP_PERFMON))
 
 
 class Stopper:
@@ -292,7 +258,6 @@ def _run_locked(settings, stopper, reloader, reread, loader, LibbpfLog) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["status"]:
-        from oomkiller import status
         sys.exit(status.main(args[1:]))
     # First thing: a stop request at any point of setup means a clean exit 0.
     stopper = Stopper()

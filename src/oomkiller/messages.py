@@ -7,8 +7,9 @@ exits non-zero.
 
 from __future__ import annotations
 
+import argparse
 import sys
-from typing import Optional, TextIO
+from typing import NoReturn, Optional, TextIO
 
 from oomkiller import journal
 
@@ -53,3 +54,21 @@ def fail(message: str, code: int = EXIT_FAILURE) -> int:
     """Say `oomkiller: MESSAGE` on stderr and return the exit code."""
     Messages().error(message)
     return code
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit 2 (or UsageError,
+    for a reload that must not exit)."""
+
+    raise_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("argument "):
+            message = message[len("argument "):]
+        if self.raise_errors:
+            raise UsageError(message)
+        self.exit(EXIT_USAGE, f"oomkiller: {message}: see oomkiller --help\n")

@@ -18,7 +18,8 @@ from ctypes import byref, c_uint32, sizeof
 from typing import Sequence
 
 from oomkiller import abi, events, instance, procmap
-from oomkiller.messages import EXIT_OK, fail
+from oomkiller.messages import EXIT_OK, Parser, fail
+from oomkiller.privileges import effective_caps, has_bpf_privileges
 from oomkiller.rules import BY_NAME, RULES
 from oomkiller._libbpf import LibraryMissing
 from oomkiller.settings import Settings
@@ -201,7 +202,6 @@ def format_text(st: dict) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    from oomkiller.cli import Parser, effective_caps, has_bpf_privileges
     p = Parser(prog="oomkiller status", usage="oomkiller status [--json]",
                description="What the running killer watches, read from its pinned maps.",
                allow_abbrev=False)
