@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from oomkiller import _libbpf  # noqa: E402
-from oomkiller.loader import iter_programs  # noqa: E402
+from oomkiller.generation import iter_programs  # noqa: E402
 
 
 def main() -> int:

@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from oomkiller import _libbpf, abi, loader  # noqa: E402
+from oomkiller import _libbpf, abi, generation as loader  # noqa: E402
 from oomkiller.bpflog import KEEP_LINES, LibbpfLog  # noqa: E402
 
 

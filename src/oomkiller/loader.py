@@ -14,19 +14,20 @@ import ctypes
 import datetime
 import errno
 import importlib.resources
-import itertools
 import mmap
 import os
 import sys
 import time
-from ctypes import POINTER, byref, c_size_t, c_uint32, sizeof
+from ctypes import byref, sizeof
 from pathlib import Path
 from typing import Callable, Optional, TextIO
 
 from oomkiller import (__version__, _libbpf, abi, events, families, instance, journal,
                        procmap, tracefs)
-from oomkiller._libbpf import BpfLink, BpfMap, BpfObject, BpfProgram, RingBuffer
+from oomkiller._libbpf import BpfObject, RingBuffer
 from oomkiller.bpflog import LibbpfLog
+from oomkiller.generation import (AttachFailed, Generation, LoadFailed, SetupError,  # noqa: F401
+                                  Source, iter_programs)
 from oomkiller.messages import Messages
 from oomkiller.settings import Settings
 from oomkiller.sizes import format_size
@@ -40,25 +41,8 @@ KPROBE_EVENTS = ("/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/tracing
 MAX_POLL_MS = 1000
 
 
-class SetupError(Exception):
-    """A one-line `<what happened>: <what to do>` for the user; exit 1."""
-
-
-class LoadFailed(SetupError):
-    pass
-
-
-class AttachFailed(SetupError):
-    pass
-
-
 class ReloadRefused(Exception):
     """The new settings can't be read; the running policy stays (one line)."""
-
-
-# Maps the next generation shares with the running one on reload: counters,
-# events, the kprobe argument stash, and .bss (stats, active_gen).
-SHARED_MAPS = ("procs", "thrs", "events", "kp_args")
 
 
 # ---------------------------------------------------------------------------
@@ -93,60 +77,6 @@ def btf_path() -> tuple[str, bool]:
             raise SetupError(f"no kernel BTF at {path}: fix OOMKILLER_BTF or unset it")
         raise SetupError(f"no kernel BTF at {path}: boot a kernel built with CONFIG_DEBUG_INFO_BTF=y")
     return path, bool(custom)
-
-
-# ---------------------------------------------------------------------------
-# BTF: where globals live, how big shared structs are
-
-def datasec_vars(lib: ctypes.CDLL, btf: _libbpf.Btf, section: str) -> dict[str, tuple[int, int]]:
-    """{var name: (offset, size)} from the object's BTF DATASEC `section`."""
-    try:
-        sec_id = lib.btf__find_by_name_kind(btf, section.encode(), _libbpf.BTF_KIND_DATASEC)
-    except FileNotFoundError:
-        return {}
-    sec = lib.btf__type_by_id(btf, sec_id)
-    # The btf_var_secinfo array follows the btf_type header directly.
-    infos_addr = ctypes.addressof(sec.contents) + sizeof(_libbpf.BtfType)
-    infos = (_libbpf.BtfVarSecinfo * sec.contents.vlen).from_address(infos_addr)
-    out = {}
-    for info in infos:
-        var = lib.btf__type_by_id(btf, info.type).contents
-        name = lib.btf__name_by_offset(btf, var.name_off)
-        if name:
-            out[name.decode()] = (info.offset, info.size)
-    return out
-
-
-def struct_layout(lib: ctypes.CDLL, btf: _libbpf.Btf,
-                  name: str) -> Optional[tuple[int, list[tuple[str, int]]]]:
-    """(size, [(member, byte offset)]) of struct `name` in the object's BTF."""
-    try:
-        type_id = lib.btf__find_by_name_kind(btf, name.encode(), _libbpf.BTF_KIND_STRUCT)
-    except FileNotFoundError:
-        return None  # clang emits BTF only for types the program uses
-    t = lib.btf__type_by_id(btf, type_id).contents
-    kflag = t.info >> 31
-    addr = ctypes.addressof(t) + sizeof(_libbpf.BtfType)
-    members = []
-    for m in (_libbpf.BtfMember * t.vlen).from_address(addr):
-        bits = m.offset & 0xFFFFFF if kflag else m.offset
-        members.append(((lib.btf__name_by_offset(btf, m.name_off) or b"").decode(), bits // 8))
-    return lib.btf__resolve_size(btf, type_id), members
-
-
-def layout_mismatch(cname: str, btf_layout: tuple[int, list[tuple[str, int]]],
-                    mirror: type) -> Optional[str]:
-    """Why abi.py's `mirror` does not match the object's struct, or None."""
-    size, members = btf_layout
-    mine = [(f[0], getattr(mirror, f[0]).offset) for f in mirror._fields_]
-    for theirs, ours in itertools.zip_longest(members, mine, fillvalue=("nothing", size)):
-        if theirs != ours:
-            return (f"struct {cname} has {theirs[0]} at offset {theirs[1]} in the BPF object "
-                    f"but {ours[0]} at {ours[1]} in oomkiller/abi.py")
-    if size != sizeof(mirror):
-        return (f"struct {cname} is {size} bytes in the BPF object but {sizeof(mirror)} "
-                "in oomkiller/abi.py")
-    return None
 
 
 # ---------------------------------------------------------------------------
@@ -238,20 +168,6 @@ class KernelProbe:
             self._vmlinux = None
 
 
-def iter_programs(lib: ctypes.CDLL, obj: BpfObject):
-    prog = lib.bpf_object__next_program(obj, None)
-    while prog:
-        yield prog
-        prog = lib.bpf_object__next_program(obj, prog)
-
-
-def iter_maps(lib: ctypes.CDLL, obj: BpfObject):
-    m = lib.bpf_object__next_map(obj, None)
-    while m:
-        yield m
-        m = lib.bpf_object__next_map(obj, m)
-
-
 # ---------------------------------------------------------------------------
 
 class Killer:
@@ -268,18 +184,12 @@ class Killer:
         self.err = err
         self.lib = _libbpf.libbpf()
         self.libc = _libbpf.libc()
-        self.obj_bytes = b""
-        self.obj_origin = ""
-        self.btf_custom: Optional[str] = None
-        self.obj = BpfObject()
-        self.links: list[BpfLink] = []
-        self.prog_fds: list[int] = []  # attached programs, for recursion misses
+        self.source: Optional[Source] = None
+        self.gen: Optional[Generation] = None  # the live generation
         self.rb = RingBuffer()
         self.plan: Optional[families.Plan] = None
         self._bss: Optional[mmap.mmap] = None
         self._stats_offset = 0
-        self.sweep_fd = -1
-        self.events_fd = -1
         self.offset_ns = events.boot_to_realtime_offset_ns()
         self._sample_cb = _libbpf.RingBufferSampleFn(self._on_event)  # kept alive here
         self._last_dropped = 0
@@ -291,7 +201,6 @@ class Killer:
         self.stop_requested = False
         self.reload_requested = False
         self.output_closed = False
-        self.generation = 0  # cfg.generation of the object in force
         self.pins = instance.Pins(self.lib)
         self.started = datetime.datetime.now().astimezone()
         self.journal_out = journal.connected(self._fileno(out))
@@ -332,21 +241,23 @@ class Killer:
         if self.rb:
             self.lib.ring_buffer__free(self.rb)
             self.rb = RingBuffer()
-        while self.links:
-            self.lib.bpf_link__destroy(self.links.pop())
         if self._bss is not None:
             self._bss.close()
             self._bss = None
-        self.sweep_fd = self.events_fd = -1
-        if self.obj:
-            self.lib.bpf_object__close(self.obj)
-            self.obj = BpfObject()
+        if self.gen is not None:
+            self.gen.close()
+            self.gen = None
+
+    @property
+    def generation(self) -> int:
+        """cfg.generation of the generation in force."""
+        return self.gen.number if self.gen is not None else 0
 
     def setup(self) -> None:
         """open -> configure -> load -> attach -> ring buffer -> first sample."""
-        self.obj_bytes, self.obj_origin = read_object()
+        data, origin = read_object()
         path, custom = btf_path()
-        self.btf_custom = path if custom else None
+        self.source = Source(data, origin, path if custom else None)
         if custom:
             # libbpf reads a custom BTF only inside bpf_object__load, and a
             # bad one would then look like a bad object: check it first.
@@ -362,10 +273,11 @@ class Killer:
                              "mount it (mount -t tracefs tracefs /sys/kernel/tracing)") from None
         if mounted:
             self.say(mounted)
-        probe = KernelProbe(self._open, self.log, self.say)
+        source = self.source
+        probe = KernelProbe(lambda: source.open(self.lib), self.log, self.say)
         try:
-            self._open_and_check()
-            progs = self._programs()
+            self.gen = Generation(self.lib, source, self.s, 0, self.say)
+            progs = self.gen.programs()
             try:
                 plan = families.make_plan(progs, self.s.attach, probe)
             except families.FamilyUnavailable as e:
@@ -374,20 +286,20 @@ class Killer:
             for note in plan.notes:
                 self.say(note)
             try:
-                self._load_and_attach(plan)
+                self.gen.load_and_attach(plan)
             except (LoadFailed, AttachFailed) as e:
                 if self.s.attach != "auto" or plan.all_tracepoint:
                     raise
                 # A family can pass the probes and still fail on the full mix
                 # (e.g. a verifier difference): fall back once, to the baseline.
                 self.say(f"{e}; falling back to the tracepoint family")
-                self.close()
-                self._open_and_check()
+                self.gen.close()
+                self.gen = Generation(self.lib, source, self.s, 0, self.say)
                 try:
                     plan = families.tracepoint_plan(progs, probe)
                 except families.FamilyUnavailable as fe:
                     raise SetupError(f"{e}; and {fe}") from None
-                self._load_and_attach(plan)
+                self.gen.load_and_attach(plan)
         finally:
             probe.close()
         self.plan = plan
@@ -395,76 +307,13 @@ class Killer:
         self.tick(first=True)
         self.publish()
 
-    def _open(self) -> BpfObject:
-        opts = _libbpf.BpfObjectOpenOpts()
-        opts.sz = sizeof(opts)
-        opts.object_name = b"oomkiller"
-        opts.btf_custom_path = self.btf_custom.encode() if self.btf_custom else None
-        try:
-            return self.lib.bpf_object__open_mem(self.obj_bytes, len(self.obj_bytes), byref(opts))
-        except OSError as e:
-            raise SetupError(f"cannot open BPF object {self.obj_origin}: {e.strerror}: "
-                             "rebuild it with make") from None
-
-    def _open_and_check(self) -> None:
-        self.obj = self._open()
-        try:
-            btf = self.lib.bpf_object__btf(self.obj)
-        except OSError:
-            raise SetupError(f"BPF object {self.obj_origin} has no BTF: rebuild it with make "
-                             "(clang -g)") from None
-        for cname, mirror in abi.SHARED_STRUCTS.items():
-            layout = struct_layout(self.lib, btf, cname)
-            if layout is None:
-                raise SetupError(f"struct {cname} is missing from the BPF object's BTF: "
-                                 "rebuild it with make")
-            why = layout_mismatch(cname, layout, mirror)
-            if why:
-                raise SetupError(f"{why}: rebuild with make")
-
-    def _programs(self) -> list[families.Prog]:
-        return [families.Prog(self.lib.bpf_program__name(p).decode(),
-                              (self.lib.bpf_program__section_name(p) or b"").decode())
-                for p in iter_programs(self.lib, self.obj)]
-
-    def _internal_map(self, section: str) -> BpfMap:
-        """The map behind `.rodata`/`.bss`; libbpf may prefix the object name."""
-        m = self.lib.bpf_object__find_map_by_name(self.obj, section.encode())
-        if m:
-            return m
-        for m in iter_maps(self.lib, self.obj):
-            if (self.lib.bpf_map__name(m) or b"").decode().endswith(section):
-                return m
-        raise SetupError(f"the BPF object has no {section} map: rebuild it with make")
-
-    def _locate(self, section: str, var: str, ctype: type) -> tuple[BpfMap, int, int]:
-        """(internal map, offset of `var` in it, map value size), sizes checked."""
-        vars_ = datasec_vars(self.lib, self.lib.bpf_object__btf(self.obj), section)
-        if var not in vars_:
-            raise SetupError(f"the BPF object has no {section} variable {var}: rebuild it with make")
-        offset, size = vars_[var]
-        if size != sizeof(ctype):
-            raise SetupError(f"{var} is {size} bytes in the BPF object but {sizeof(ctype)} "
-                             "in oomkiller/abi.py: rebuild with make")
-        m = self._internal_map(section)
-        mapsize = c_size_t()
-        self.lib.bpf_map__initial_value(m, byref(mapsize))
-        if offset + size > mapsize.value:
-            raise SetupError(f"{var} lies outside {section}: rebuild with make")
-        return m, offset, mapsize.value
-
-    def _initial(self, section: str, var: str, ctype: type) -> ctypes.Structure:
-        """Before load: a ctypes view of `var` in the section's initial value."""
-        m, offset, _ = self._locate(section, var, ctype)
-        base = self.lib.bpf_map__initial_value(m, byref(c_size_t()))
-        return ctype.from_address(base + offset)
-
     def _map_live(self, section: str, var: str, ctype: type) -> None:
         """After load: mmap the kernel's copy of `section` ourselves. libbpf
         1.1 remaps bpf_map__initial_value() onto the map only for skeletons
         (bpf_object__load_skeleton); after bpf_object__load it stays a stale
         private copy."""
-        m, offset, value_size = self._locate(section, var, ctype)
+        assert self.gen is not None
+        m, offset, value_size = self.gen.locate(section, var, ctype)
         fd = self.lib.bpf_map__fd(m)
         length = -(-value_size // mmap.PAGESIZE) * mmap.PAGESIZE
         self._bss = mmap.mmap(fd, length, mmap.MAP_SHARED, mmap.PROT_READ)
@@ -476,89 +325,15 @@ class Killer:
         assert self._bss is not None
         return abi.OomkStats.from_buffer_copy(self._bss, self._stats_offset)
 
-    def _configure(self, plan: families.Plan) -> None:
-        cfg = self._initial(".rodata", "cfg", abi.OomkConfig)
-        name = self.s.name.encode()
-        cfg.min_used = self.s.min_used
-        for rule in range(abi.RULE_MAX):
-            cfg.limits[rule] = self.s.limits[rule]
-        cfg.loader_tgid = os.getpid()
-        cfg.dry_run = int(self.s.dry_run)
-        cfg.flags = plan.flags
-        cfg.name_len = len(name)
-        cfg.name = name  # c_char array: NUL padded
-        cfg.generation = self.generation
-        procs = self.lib.bpf_object__find_map_by_name(self.obj, b"procs")
-        if not procs:
-            raise SetupError("the BPF object has no procs map: rebuild it with make")
-        self.lib.bpf_map__set_max_entries(procs, self.s.capacity)
-        # Per-thread records of the targets' counters: room for two threads
-        # a tracked process on average; a thread refused is counted and warned.
-        thrs = self.lib.bpf_object__find_map_by_name(self.obj, b"thrs")
-        if not thrs:
-            raise SetupError("the BPF object has no thrs map: rebuild it with make")
-        self.lib.bpf_map__set_max_entries(thrs, 2 * self.s.capacity)
-        wanted = set(plan.autoload)
-        for p in iter_programs(self.lib, self.obj):
-            self.lib.bpf_program__set_autoload(p, self.lib.bpf_program__name(p).decode() in wanted)
-        for prog, why in plan.skipped:
-            self.say(f"skipping {prog}: {why}")
-
-    def _load_and_attach(self, plan: families.Plan, reuse: Optional[dict[str, int]] = None) -> None:
-        self._configure(plan)
-        for name, fd in (reuse or {}).items():
-            # After _configure: reuse_fd takes the map's definition from the
-            # kernel (max_entries included), and load skips creating it.
-            m = (self._internal_map(name) if name.startswith(".")
-                 else self.lib.bpf_object__find_map_by_name(self.obj, name.encode()))
-            if not m:
-                raise SetupError(f"the BPF object has no {name} map: rebuild it with make")
-            self.lib.bpf_map__reuse_fd(m, fd)
-        try:
-            self.lib.bpf_object__load(self.obj)
-        except OSError as e:
-            hint = ("the verifier's log is above" if self.s.verbose
-                    else "run with -v to see the verifier log")
-            raise LoadFailed(f"failed to load BPF program: {e.strerror}: {hint}") from None
-        prog_fds: list[int] = []
-        for p in iter_programs(self.lib, self.obj):
-            if not self.lib.bpf_program__autoload(p):
-                continue
-            name = self.lib.bpf_program__name(p).decode()
-            section = (self.lib.bpf_program__section_name(p) or b"").decode()
-            if section == "syscall":  # run by BPF_PROG_TEST_RUN, nothing to attach
-                if name == "sweep":
-                    self.sweep_fd = self.lib.bpf_program__fd(p)
-                continue
-            try:
-                self.links.append(self.lib.bpf_program__attach(p))
-                prog_fds.append(self.lib.bpf_program__fd(p))
-            except OSError as e:
-                raise AttachFailed(f"failed to attach {name} ({section}): {e.strerror}: "
-                                   "run with -v for libbpf's log") from None
-        if self.sweep_fd < 0:
-            raise SetupError("the BPF object has no sweep program: rebuild it with make")
-        # New programs count their misses from zero.
-        self.prog_fds, self._last_missed = prog_fds, 0
-        self.say(f"loaded {len(plan.autoload)} programs, attached {len(self.links)}: "
-                 + " ".join(plan.autoload))
-
     def _start_io(self) -> None:
         """After the first load: our view of stats, and the ring buffer."""
         self._map_live(".bss", "stats", abi.OomkStats)
-        events_map = self.lib.bpf_object__find_map_by_name(self.obj, b"events")
-        if not events_map:
-            raise SetupError("the BPF object has no events map: rebuild it with make")
-        self.events_fd = self.lib.bpf_map__fd(events_map)
-        self.rb = self.lib.ring_buffer__new(self.events_fd, self._sample_cb, None, None)
+        assert self.gen is not None
+        # The events map is shared by every generation: the ring buffer
+        # (its own mmap of the map) outlives the generation it came from.
+        self.rb = self.lib.ring_buffer__new(self.gen.map_fd("events"), self._sample_cb, None, None)
 
     # -- publishing for `oomkiller status` -----------------------------------
-
-    def _map_fd(self, name: str) -> int:
-        m = self.lib.bpf_object__find_map_by_name(self.obj, name.encode())
-        if not m:
-            raise SetupError(f"the BPF object has no {name} map: rebuild it with make")
-        return self.lib.bpf_map__fd(m)
 
     def publish(self) -> None:
         """Pin the maps (never programs or links) and write the state file.
@@ -566,9 +341,9 @@ class Killer:
         try:
             if not self.pins.active:
                 self.pins.create()
-                self.pins.pin("procs", self._map_fd("procs"))
-                self.pins.pin("stats", self.lib.bpf_map__fd(self._internal_map(".bss")))
-            self.pins.pin("config", self.lib.bpf_map__fd(self._internal_map(".rodata")))
+                self.pins.pin("procs", self.gen.map_fd("procs"))
+                self.pins.pin("stats", self.lib.bpf_map__fd(self.gen.internal_map(".bss")))
+            self.pins.pin("config", self.lib.bpf_map__fd(self.gen.internal_map(".rodata")))
             instance.write_state(self.state())
         except (instance.PinError, OSError) as e:
             what = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
@@ -576,9 +351,7 @@ class Killer:
 
     def state(self) -> dict:
         """What `oomkiller status` needs besides the maps: STATE_PATH."""
-        assert self.plan is not None
-        btf = self.lib.bpf_object__btf(self.obj)
-        offsets = {sec: datasec_vars(self.lib, btf, sec) for sec in (".bss", ".rodata")}
+        assert self.plan is not None and self.gen is not None
         fams = dict(self.plan.families)
         fams["rand"] = families.FIXED["rand"]
         return {
@@ -590,9 +363,7 @@ class Killer:
             "policy": self.s.policy_text(),
             "capacity": self.s.capacity,
             "interval": self.s.interval,
-            "offsets": {"stats": offsets[".bss"]["stats"][0],
-                        "active_gen": offsets[".bss"]["active_gen"][0],
-                        "cfg": offsets[".rodata"]["cfg"][0]},
+            "offsets": self.gen.offsets(),
         }
 
     # -- reload (SIGHUP) ------------------------------------------------------
@@ -614,33 +385,28 @@ class Killer:
         if new.attach != self.s.attach:
             self.warn(f"--attach {new.attach} needs a restart: keeping the families in use")
             new.attach = self.s.attach
-        old = (self.s, self.generation, self.obj, self.links, self.sweep_fd,
-               self.prog_fds, self._last_missed)
-        shared = {name: self._map_fd(name) for name in SHARED_MAPS}
-        shared[".bss"] = self.lib.bpf_map__fd(self._internal_map(".bss"))
-        self.s, self.generation, self.links, self.sweep_fd = new, self.generation + 1, [], -1
+        assert self.gen is not None and self.source is not None
         self.log.verbose = new.verbose
         try:
-            self.obj = BpfObject()
-            self._open_and_check()
-            self._load_and_attach(self.plan, reuse=shared)
-            self._activate(self.generation)
+            nxt = Generation(self.lib, self.source, new, self.gen.number + 1, self.say)
+        except SetupError as e:
+            self.log.verbose = self.s.verbose
+            self.warn(f"cannot reload: {e}: keeping the current policy")
+            return
+        try:
+            nxt.load_and_attach(self.plan, reuse=self.gen.shared_fds())
+            nxt.activate()
         except (SetupError, OSError) as e:
             what = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            while self.links:
-                self.lib.bpf_link__destroy(self.links.pop())
-            if self.obj:
-                self.lib.bpf_object__close(self.obj)
-            (self.s, self.generation, self.obj, self.links, self.sweep_fd,
-             self.prog_fds, self._last_missed) = old
+            nxt.close()
             self.log.verbose = self.s.verbose
             self.warn(f"cannot reload: {what}: keeping the current policy")
             return
         # The new generation is live; the old one does nothing from here on.
-        _, _, old_obj, old_links, *_ = old
-        for link in old_links:
-            self.lib.bpf_link__destroy(link)
-        self.lib.bpf_object__close(old_obj)
+        old, self.gen, self.s = self.gen, nxt, new
+        self.msg.verbose = new.verbose
+        old.close()
+        self._last_missed = 0  # new programs count their misses from zero
         if self._bss is not None:
             self._bss.close()
             self._bss = None
@@ -648,19 +414,6 @@ class Killer:
         if self.pins.active:
             self.publish()
         self.note(journal.INFO, f"reloaded: {self.s.policy_text()}")
-
-    def _activate(self, generation: int) -> None:
-        """active_gen = generation: 4 bytes through a shared writable mmap of
-        .bss. Never a whole-value map update: BPF updates stats concurrently."""
-        m, offset, value_size = self._locate(".bss", "active_gen", c_uint32)
-        length = -(-value_size // mmap.PAGESIZE) * mmap.PAGESIZE
-        with mmap.mmap(self.lib.bpf_map__fd(m), length, mmap.MAP_SHARED,
-                       mmap.PROT_READ | mmap.PROT_WRITE) as bss:
-            cell = c_uint32.from_buffer(bss, offset)
-            cell.value = generation  # one aligned 32-bit store
-            del cell
-
-    # -- running -----------------------------------------------------------
 
     def tick(self, first: bool = False) -> None:
         """One memory sample: our sysinfo() feeds si_meminfo()/sys_exit in BPF,
@@ -673,7 +426,7 @@ class Killer:
         opts = _libbpf.BpfTestRunOpts()
         opts.sz = sizeof(opts)
         try:
-            self.lib.bpf_prog_test_run_opts(self.sweep_fd, byref(opts))
+            self.lib.bpf_prog_test_run_opts(self.gen.sweep_fd, byref(opts))
         except OSError as e:
             self.warn(f"sweep failed: {e.strerror}")
         self._check_losses()
@@ -700,7 +453,7 @@ class Killer:
         # skip the same program's next run there. Writes and reads are
         # folded from the kernel's own counters at the next checkpoint, so
         # this delays a check and loses no count: say so, once, under -v.
-        missed = sum(_libbpf.prog_recursion_misses(self.lib, fd) for fd in self.prog_fds)
+        missed = self.gen.recursion_misses()
         if missed > self._last_missed:
             self.say(f"the kernel skipped {missed - self._last_missed} hook runs "
                      "(recursion guard); counts are caught up at the next checkpoint")
@@ -717,8 +470,7 @@ class Killer:
 
     def tracked(self) -> tuple[int, int]:
         """(processes in `procs`, of which condemned): a -v summary at stop."""
-        procs = self.lib.bpf_object__find_map_by_name(self.obj, b"procs")
-        entries = procmap.walk(self.lib, self.lib.bpf_map__fd(procs), self.s.capacity)
+        entries = procmap.walk(self.lib, self.gen.map_fd("procs"), self.s.capacity)
         return len(entries), sum(bool(p.condemned) for _, p in entries)
 
     def summary(self) -> str:
