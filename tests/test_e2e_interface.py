@@ -51,8 +51,8 @@ def test_ready_line_names_the_family_and_policy(default_killer):
         assert "kprobe" not in line and "fentry" not in line, line
     else:
         # kprobes here (the VM lane's stock kernel): auto takes fentry or
-        # kprobe for mem, and the tracepoint for sys, the one family the
-        # exact race found exact there (src/oomkiller/families.py)
+        # kprobe for mem, and the tracepoint for sys (families.AUTO_ORDER
+        # says why)
         assert sources["mem"] in ("fentry", "kprobe"), f"auto picked {sources}: {line}"
         assert sources["sys"] == "tracepoint", f"auto picked {sources}: {line}"
     for rule in ("fds", "writes", "threads", "rand"):
