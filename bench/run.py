@@ -279,6 +279,30 @@ def time_op(binary: str, op: str, n: int) -> float:
     return float(out.stdout)
 
 
+def rotate_and_time(conds: list[tuple[str, Any, list[tuple[str, str]]]], ops: list[str],
+                    counts: dict[str, int], rounds: int, what: str) -> dict[str, dict[str, list[float]]]:
+    """{label: {op: [ns per call, one a round]}}. Every round visits every
+    condition (start its state, time each (label, binary) on each op, stop
+    it), in an order that rotates from round to round, so drift and
+    neighbours' noise spread evenly."""
+    samples: dict[str, dict[str, list[float]]] = {}
+    for r in range(rounds):
+        order = conds[r % len(conds):] + conds[:r % len(conds)]
+        for _, state, runs in order:
+            if state:
+                state.start()
+            try:
+                for op in ops:
+                    for label, binary in runs:
+                        samples.setdefault(label, {}).setdefault(op, []).append(
+                            time_op(binary, op, counts[op]))
+            finally:
+                if state:
+                    state.stop()
+        log(f"{what} round {r + 1}/{rounds} done")
+    return samples
+
+
 def overhead(args: argparse.Namespace, have_killer: bool, bt_ok: bool) -> dict:
     counts = {"write": args.calls, "read": args.calls, "getppid": args.calls,
               "rand": args.rand_calls, "thread": args.thread_calls}
@@ -294,21 +318,7 @@ def overhead(args: argparse.Namespace, have_killer: bool, bt_ok: bool) -> dict:
     if bt_ok:
         big = [1000000, 1000000000, 1 << 40, 1000000000, 1000000000, 1000000000, args.comm_off]
         conds.append(("bt", Bpftrace(big), [("bt_nt", "benchsys"), ("bt_t", "oomp_benchsys")]))
-    samples: dict[str, dict[str, list[float]]] = {}
-    for r in range(args.rounds):
-        order = conds[r % len(conds):] + conds[:r % len(conds)]
-        for _, state, runs in order:
-            if state:
-                state.start()
-            try:
-                for op in OPS:
-                    for label, binary in runs:
-                        v = time_op(binary, op, counts[op])
-                        samples.setdefault(label, {}).setdefault(op, []).append(v)
-            finally:
-                if state:
-                    state.stop()
-        log(f"overhead round {r + 1}/{args.rounds} done")
+    samples = rotate_and_time(conds, OPS, counts, args.rounds, "overhead")
     med = {lab: {op: statistics.median(v) for op, v in ops.items()} for lab, ops in samples.items()}
     return {"calls": counts, "rounds": args.rounds, "samples_ns": samples, "median_ns": med}
 

@@ -43,21 +43,8 @@ def conditions(families: list[str], ready_timeout: float) -> list[tuple[str, Any
 
 def measure(args: argparse.Namespace) -> dict:
     conds = conditions(args.families.split(","), args.ready_timeout)
-    samples: dict[str, dict[str, list[float]]] = {}
-    for r in range(args.rounds):
-        order = conds[r % len(conds):] + conds[:r % len(conds)]
-        for _, state, runs in order:
-            if state:
-                state.start()
-            try:
-                for op in OPS:
-                    for label, binary in runs:
-                        samples.setdefault(label, {}).setdefault(op, []).append(
-                            B.time_op(binary, op, args.calls))
-            finally:
-                if state:
-                    state.stop()
-        B.log(f"round {r + 1}/{args.rounds} done")
+    samples = B.rotate_and_time(conds, OPS, {op: args.calls for op in OPS}, args.rounds,
+                                "bench-vm")
     med = {lab: {op: statistics.median(v) for op, v in ops.items()} for lab, ops in samples.items()}
     return {"kernel": platform.release(), "calls": args.calls, "rounds": args.rounds,
             "samples_ns": samples, "median_ns": med}
