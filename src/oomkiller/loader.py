@@ -28,7 +28,7 @@ from oomkiller._libbpf import BpfObject, RingBuffer
 from oomkiller.bpflog import LibbpfLog
 from oomkiller.generation import (AttachFailed, Generation, LoadFailed, SetupError,  # noqa: F401
                                   Source, iter_programs)
-from oomkiller.messages import Messages
+from oomkiller.messages import Messages, fileno
 from oomkiller.settings import Settings
 from oomkiller.sizes import format_size
 
@@ -181,7 +181,6 @@ class Killer:
         self.reread = reread  # SIGHUP: the settings as the config file now says
         self.log = log
         self.out = out
-        self.err = err
         self.lib = _libbpf.libbpf()
         self.libc = _libbpf.libc()
         self.source: Optional[Source] = None
@@ -203,15 +202,8 @@ class Killer:
         self.output_closed = False
         self.pins = instance.Pins(self.lib)
         self.started = datetime.datetime.now().astimezone()
-        self.journal_out = journal.connected(self._fileno(out))
+        self.journal_out = journal.connected(fileno(out))
         self.msg = Messages(err, settings.verbose)
-
-    @staticmethod
-    def _fileno(stream: TextIO) -> int:
-        try:
-            return stream.fileno()
-        except (AttributeError, OSError, ValueError):
-            return -1
 
     # -- messages ----------------------------------------------------------
 

@@ -17,7 +17,8 @@ from oomkiller import journal
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
-def _fileno(stream: TextIO) -> int:
+def fileno(stream: TextIO) -> int:
+    """The stream's fd, or -1 (a StringIO in tests, a closed stream)."""
     try:
         return stream.fileno()
     except (AttributeError, OSError, ValueError):
@@ -28,7 +29,7 @@ class Messages:
     def __init__(self, err: Optional[TextIO] = None, verbose: bool = False) -> None:
         self.err = sys.stderr if err is None else err
         self.verbose = verbose
-        self.journal = journal.connected(_fileno(self.err))
+        self.journal = journal.connected(fileno(self.err))
 
     def line(self, priority: int, text: str) -> None:
         """TEXT as it is (the ready line, the summary)."""
