@@ -1,0 +1,100 @@
+"""What the running kernel offers, for families.make_plan (families.Probe)."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Optional
+
+from oomkiller import _libbpf, families
+from oomkiller._libbpf import BpfObject
+from oomkiller.bpflog import LibbpfLog
+from oomkiller.generation import iter_programs
+
+KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
+KPROBE_EVENTS = ("/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/tracing/kprobe_events")
+
+
+class KernelProbe:
+    """families.Probe for the running kernel; each answer computed once."""
+
+    def __init__(self, opener: Callable[[], BpfObject], log: LibbpfLog, say: Callable[[str], None]):
+        self._open = opener
+        self._log = log
+        self._say = say
+        self._btf_funcs: dict[str, bool] = {}
+        self._vmlinux: Optional[_libbpf.Btf] = None
+        self._kallsyms: Optional[set[str]] = None
+        self._fentry: Optional[tuple[Optional[str]]] = None
+
+    def kprobe_ok(self) -> Optional[str]:
+        if os.path.isdir(KPROBE_PMU) or any(os.path.exists(p) for p in KPROBE_EVENTS):
+            return None
+        return "the kernel has no kprobes (CONFIG_KPROBES unset)"
+
+    def in_kallsyms(self, func: str) -> bool:
+        if self._kallsyms is None:
+            names = set()
+            try:
+                with open("/proc/kallsyms", encoding="ascii", errors="replace") as f:
+                    for line in f:
+                        parts = line.split()
+                        if len(parts) >= 3 and parts[1] in "tTwW":
+                            names.add(parts[2])
+            except OSError:
+                pass
+            self._kallsyms = names
+        return func in self._kallsyms
+
+    def file_id(self, path: str) -> Optional[tuple[int, int]]:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def in_btf(self, func: str) -> bool:
+        if func not in self._btf_funcs:
+            lib = _libbpf.libbpf()
+            if self._vmlinux is None:
+                try:
+                    self._vmlinux = lib.btf__load_vmlinux_btf()
+                except OSError:
+                    return False
+            try:
+                lib.btf__find_by_name_kind(self._vmlinux, func.encode(), _libbpf.BTF_KIND_FUNC)
+                self._btf_funcs[func] = True
+            except OSError:
+                self._btf_funcs[func] = False
+        return self._btf_funcs[func]
+
+    def fentry_ok(self, prog: families.Prog) -> Optional[str]:
+        """Load one trampoline program in a throwaway instance of the object:
+        only loading tells whether the kernel allows trampolines (lockdown or
+        a kernel without CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS refuses them)."""
+        if self._fentry is None:
+            self._say(f"probing fentry: loading {prog.name} alone")
+            lib = _libbpf.libbpf()
+            obj = BpfObject()
+            why: Optional[str] = None
+            try:
+                obj = self._open()
+                for p in iter_programs(lib, obj):
+                    lib.bpf_program__set_autoload(p, lib.bpf_program__name(p).decode() == prog.name)
+                procs = lib.bpf_object__find_map_by_name(obj, b"procs")
+                if procs:
+                    lib.bpf_map__set_max_entries(procs, 1)
+                lib.bpf_object__load(obj)
+            except OSError as e:
+                why = (f"BPF trampolines refused: {prog.section} does not load "
+                       f"({e.strerror})")
+            finally:
+                if obj:
+                    lib.bpf_object__close(obj)
+            self._log.lines.clear()  # the probe's failure isn't the user's problem
+            self._fentry = (why,)
+        return self._fentry[0]
+
+    def close(self) -> None:
+        if self._vmlinux:
+            _libbpf.libbpf().btf__free(self._vmlinux)
+            self._vmlinux = None
