@@ -58,7 +58,7 @@ def e2e_session():
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     pytest.fail(f"{K.LOCK_PATH} still held by another run after {LOCK_WAIT}s")
-                time.sleep(1)
+                time.sleep(1)  # retry the lock another run holds; not a wait on the killer
         if os.geteuid() != 0:
             pytest.fail("the e2e tests load BPF programs and kill processes: run them as root "
                         "(sudo make test)")

@@ -158,7 +158,7 @@ def wait_until(pred: Callable[[], object], timeout: float, step: float = 0.02):
         value = pred()
         if value or time.monotonic() >= deadline:
             return value
-        time.sleep(step)
+        time.sleep(step)  # the poll step of a wait on a fact (pred), never the fact itself
 
 
 def _read_line(fd: int, timeout: float) -> Optional[bytes]:

@@ -26,8 +26,8 @@ def test_condemned_sleeper_dies_when_the_gate_opens(e2e_session, tmp_path):
             assert w.wait_state(K.S_SLEEPING), f"{w.args} did not reach pause()"
         ev = k.wait_event(pid=victim.pid, kind="condemned")
         assert ev is not None and K.rule_key(ev["rule"]) == "writes", k.events
-        # a few intervals with the gate closed: the condemned sleeper lives
-        K.wait_until(lambda: not victim.alive(), 4 * INTERVAL)
+        # sweeps with the gate closed: the condemned sleeper lives
+        k.wait_samples(3)
         assert victim.alive(), "condemned target killed while the gate was closed"
         assert K.mem_used() < gate
 
@@ -43,8 +43,8 @@ def test_condemned_sleeper_dies_when_the_gate_opens(e2e_session, tmp_path):
             kill = k.wait_event(pid=victim.pid, kind="kill")
             assert kill is not None, k.events
             assert kill["mem_used_bytes"] >= gate, kill
-            # the sweep has run: compliant targets and non-targets are still there
-            K.wait_until(lambda: not compliant.alive() or not outsider.alive(), 4 * INTERVAL)
+            # more sweeps with the gate open: compliant targets and non-targets are still there
+            k.wait_samples(3)
             assert compliant.alive(), "a compliant target died when the gate opened"
             assert outsider.alive(), "a non-target died when the gate opened"
         assert not k.find_events(pid=compliant.pid)

@@ -46,10 +46,6 @@ def run_bad(args):
     return args, res.returncode, res.stdout, res.stderr
 
 
-def test_table_is_large_enough():
-    assert len(TABLE) >= 50, len(TABLE)
-
-
 def test_every_bad_argument_exits_2_with_one_line():
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(run_bad, TABLE))

@@ -120,7 +120,7 @@ def test_soak(tmp_path):
                         pass
                 g.procs.remove(p)
             running = still
-            time.sleep(0.005)
+            time.sleep(0.005)  # pace the reaping loop; each outcome is read from the process
         total = sum(counts.values())
         assert not wrong, f"{len(wrong)} of {total} workloads ended wrongly:\n" + \
             "\n".join(wrong[:10])
