@@ -334,10 +334,18 @@ static __always_inline bool claim_kill(struct oomk_proc *p)
 /* The kernel refused the signal (the task is exiting, or the irq_work
  * bpf_send_signal needs is busy): the process stays condemned and not
  * killed, and the next checkpoint or sweep tries again. */
-static __always_inline void kill_refused(struct oomk_proc *p)
+/* One more of a total and of its rule's share (rule < OOMK_RULE_MAX). */
+static __always_inline void count_rule(__u64 *total, __u64 *per_rule, __u32 rule)
+{
+	__sync_fetch_and_add(total, 1);
+	if (rule < OOMK_RULE_MAX)
+		__sync_fetch_and_add(&per_rule[rule], 1);
+}
+
+static __always_inline void kill_refused(struct oomk_proc *p, __u32 rule)
 {
 	__sync_fetch_and_and(&p->state, ~OOMK_ST_KILLED);
-	__sync_fetch_and_add(&stats.kill_failed, 1);
+	count_rule(&stats.kill_failed, stats.rule_kill_failed, rule);
 	sweep_pending = 1;
 }
 
@@ -347,12 +355,12 @@ static __always_inline void killed(struct oomk_proc *p, __u32 tgid, __u32 tid, i
 	__u32 rule = p->condemned - 1;
 
 	if (cfg.dry_run) {
-		__sync_fetch_and_add(&stats.dry_runs, 1);
+		count_rule(&stats.dry_runs, stats.rule_dry_runs, rule);
 		emit(OOMK_EV_DRY_RUN, tgid, tid, rule, p->value, p->comm);
 	} else if (err) {
-		kill_refused(p);
+		kill_refused(p, rule);
 	} else {
-		__sync_fetch_and_add(&stats.kills, 1);
+		count_rule(&stats.kills, stats.rule_kills, rule);
 		emit(OOMK_EV_KILL, tgid, tid, rule, p->value, p->comm);
 	}
 }
@@ -392,7 +400,7 @@ static __always_inline void condemn(struct oomk_proc *p, __u32 tgid, __u32 tid,
 		return;		/* already condemned: the first rule stands */
 	p->value = value;
 	__sync_lock_test_and_set(&p->condemned, rule + 1);
-	__sync_fetch_and_add(&stats.condemned, 1);
+	count_rule(&stats.condemned, stats.rule_condemned, rule);
 	if (gate_open())
 		return;
 	sweep_pending = 1;
@@ -460,6 +468,14 @@ static __always_inline void rejudge(struct oomk_proc *p, __u32 tgid, __u32 tid)
 	}
 }
 
+/* Drop tgid's entry; only the one delete that removes it counts (the
+ * twins both try). */
+static __always_inline void untrack(__u32 tgid)
+{
+	if (!bpf_map_delete_elem(&procs, &tgid))
+		__sync_fetch_and_sub(&stats.tracked, 1);
+}
+
 /* Look up or create the target's entry. A new entry reads the fd level
  * at once, so a target that started before us, or inherited many fds,
  * is judged at its first event. NULL when the map is full. */
@@ -478,7 +494,8 @@ static __always_inline struct oomk_proc *proc_get(struct task_struct *t, __u32 t
 	init.generation = cfg.generation;
 	__builtin_memcpy(init.comm, leader->comm, OOMK_COMM_LEN);
 	/* -EEXIST only means another thread of the process got here first. */
-	bpf_map_update_elem(&procs, &tgid, &init, BPF_NOEXIST);
+	if (!bpf_map_update_elem(&procs, &tgid, &init, BPF_NOEXIST))
+		__sync_fetch_and_add(&stats.tracked, 1);
 	p = bpf_map_lookup_elem(&procs, &tgid);
 	if (!p) {
 		/* Full: the target goes untracked; we never guess a kill. */
@@ -853,7 +870,7 @@ static __always_inline void exec_checkpoint(struct task_struct *p)
 	if (!e)
 		return;
 	if (!e->condemned) {
-		bpf_map_delete_elem(&procs, &tgid);
+		untrack(tgid);
 		return;
 	}
 	for (int i = 0; i < OOMK_RULE_MAX; i++)
@@ -901,7 +918,7 @@ static __always_inline void exit_checkpoint(struct task_struct *t)
 		bpf_map_delete_elem(&thrs, &tid);
 	}
 	if (group_dead && bpf_map_lookup_elem(&procs, &tgid))
-		bpf_map_delete_elem(&procs, &tgid);
+		untrack(tgid);
 }
 
 SEC("tp_btf/sched_process_exit")

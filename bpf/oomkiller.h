@@ -87,6 +87,12 @@ struct oomk_stats {
 	__u64 kill_failed;	/* SIGKILL not sent (kernel refused): retried later */
 	__u64 untracked_threads; /* threads refused by a full thread map */
 	__u64 gate_open;	/* gate_open() at the last sample: what status shows */
+	__u64 tracked;		/* entries in procs: inserts minus deletes */
+	/* The totals above, per rule (enum oomk_rule), for metrics. */
+	__u64 rule_condemned[OOMK_RULE_MAX];
+	__u64 rule_kills[OOMK_RULE_MAX];
+	__u64 rule_dry_runs[OOMK_RULE_MAX];
+	__u64 rule_kill_failed[OOMK_RULE_MAX];
 };
 
 #endif /* OOMKILLER_H */

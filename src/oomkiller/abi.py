@@ -80,6 +80,11 @@ class OomkStats(Structure):
         ("kill_failed", c_uint64),
         ("untracked_threads", c_uint64),
         ("gate_open", c_uint64),
+        ("tracked", c_uint64),
+        ("rule_condemned", c_uint64 * RULE_MAX),
+        ("rule_kills", c_uint64 * RULE_MAX),
+        ("rule_dry_runs", c_uint64 * RULE_MAX),
+        ("rule_kill_failed", c_uint64 * RULE_MAX),
     ]
 
 

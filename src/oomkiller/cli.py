@@ -19,7 +19,7 @@ from typing import NoReturn, Optional, Sequence
 from oomkiller import __version__, abi, config, instance, journal, status
 from oomkiller.messages import EXIT_OK, EXIT_USAGE, Parser, UsageError, fail
 from oomkiller.privileges import effective_caps, has_bpf_privileges
-from oomkiller.rules import RULES
+from oomkiller.rules import RULES, off_or
 from oomkiller._libbpf import LibraryMissing
 from oomkiller.settings import ATTACH_CHOICES, Settings
 from oomkiller.sizes import parse_size
@@ -122,7 +122,7 @@ def build_parser() -> Parser:
     a("--name", type=target_name, default="oomp", metavar="SUBSTR",
       help="target: process name contains SUBSTR, 1-15 bytes (oomp)")
     for rule in RULES:
-        a(f"--{rule.option}", type=size_positive if rule.unit == "bytes" else _count,
+        a(f"--{rule.option}", type=off_or(size_positive if rule.unit == "bytes" else _count),
           default=rule.default, metavar=rule.metavar, help=rule.help)
     a("--interval", type=interval, default=1.0, metavar="SECONDS",
       help="memory sampling period, up to 3600 (1)")

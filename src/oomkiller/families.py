@@ -36,6 +36,20 @@ PREFIX = {"fx": "fentry", "kp": "kprobe", "tp": "tracepoint"}
 TP_SYS_EXIT = "tp_sys_exit"
 
 
+# Programs only some rules need, by name prefix: with all of those rules
+# off they are not loaded, and cost nothing. The sock_send_length twins
+# count TCP segments and mark socket writes, which `writes` leaves out.
+RULE_PROGS = (("on_rand", ("rand",)), ("on_sock_send", ("tcp-packets", "writes")))
+
+
+def needed(name: str, enabled: set[str]) -> bool:
+    """Whether program `name` serves a rule in `enabled` (or every rule)."""
+    for prefix, rules in RULE_PROGS:
+        if name.startswith(prefix):
+            return any(r in enabled for r in rules)
+    return True
+
+
 @dataclass(frozen=True)
 class Prog:
     name: str

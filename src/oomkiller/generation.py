@@ -17,7 +17,7 @@ from ctypes import byref, c_size_t, c_uint32, sizeof
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from oomkiller import _libbpf, abi, families
+from oomkiller import _libbpf, abi, families, rules
 from oomkiller._libbpf import BpfLink, BpfMap, BpfObject
 from oomkiller.settings import Settings
 
@@ -138,7 +138,8 @@ class Generation:
         self.number = number
         self.say = say
         self.links: list[BpfLink] = []
-        self.prog_fds: list[int] = []  # attached programs, for recursion misses
+        self.prog_fds: dict[str, int] = {}  # attached programs, for recursion misses
+        self.loaded: list[str] = []  # program names, as the plan and the rules left them
         self.sweep_fd = -1
         self.origin = source.origin
         self.obj = source.open(lib)
@@ -166,7 +167,7 @@ class Generation:
     def close(self) -> None:
         while self.links:
             self.lib.bpf_link__destroy(self.links.pop())
-        self.prog_fds, self.sweep_fd = [], -1
+        self.prog_fds, self.sweep_fd = {}, -1
         if self.obj:
             self.lib.bpf_object__close(self.obj)
             self.obj = BpfObject()
@@ -249,7 +250,9 @@ class Generation:
         if not thrs:
             raise SetupError("the BPF object has no thrs map: rebuild it with make")
         self.lib.bpf_map__set_max_entries(thrs, 2 * self.s.capacity)
-        wanted = set(plan.autoload)
+        on = rules.enabled(self.s.limits)
+        wanted = {name for name in plan.autoload if families.needed(name, on)}
+        self.loaded = [name for name in plan.autoload if name in wanted]
         for p in iter_programs(self.lib, self.obj):
             self.lib.bpf_program__set_autoload(p, self.lib.bpf_program__name(p).decode() in wanted)
         for prog, why in plan.skipped:
@@ -282,14 +285,14 @@ class Generation:
                 continue
             try:
                 self.links.append(self.lib.bpf_program__attach(p))
-                self.prog_fds.append(self.lib.bpf_program__fd(p))
+                self.prog_fds[name] = self.lib.bpf_program__fd(p)
             except OSError as e:
                 raise AttachFailed(f"failed to attach {name} ({section}): {e.strerror}: "
                                    "run with -v for libbpf's log") from None
         if self.sweep_fd < 0:
             raise SetupError("the BPF object has no sweep program: rebuild it with make")
-        self.say(f"loaded {len(plan.autoload)} programs, attached {len(self.links)}: "
-                 + " ".join(plan.autoload))
+        self.say(f"loaded {len(self.loaded)} programs, attached {len(self.links)}: "
+                 + " ".join(self.loaded))
 
     def activate(self) -> None:
         """active_gen = number: 4 bytes through a shared writable mmap of
@@ -302,5 +305,10 @@ class Generation:
             cell.value = self.number  # one aligned 32-bit store
             del cell
 
+    def recursion_misses_by_program(self) -> dict[str, int]:
+        """Runs the kernel skipped, per attached program (bpf_prog_info)."""
+        return {name: _libbpf.prog_recursion_misses(self.lib, fd)
+                for name, fd in self.prog_fds.items()}
+
     def recursion_misses(self) -> int:
-        return sum(_libbpf.prog_recursion_misses(self.lib, fd) for fd in self.prog_fds)
+        return sum(self.recursion_misses_by_program().values())

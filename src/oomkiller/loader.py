@@ -200,8 +200,7 @@ class Killer:
     def state(self) -> dict:
         """What `oomkiller status` needs besides the maps: STATE_PATH."""
         assert self.plan is not None and self.gen is not None
-        fams = dict(self.plan.families)
-        fams["rand"] = families.FIXED["rand"]
+        fams = self.families()
         return {
             "pid": os.getpid(),
             "version": __version__,
@@ -278,10 +277,18 @@ class Killer:
             self.warn(f"sweep failed: {e.strerror}")
         self.losses.check(self.stats, self.gen.recursion_misses())
 
+    def families(self) -> dict[str, str]:
+        """Data source -> family in use, `off` where no rule needs the source."""
+        assert self.plan is not None and self.gen is not None
+        fams = {**self.plan.families, "tcp": families.FIXED["tcp"], "rand": families.FIXED["rand"]}
+        if not any(name.startswith("on_rand") for name in self.gen.loaded):
+            fams["rand"] = "off"
+        if not any(name.startswith("on_sock_send") for name in self.gen.loaded):
+            fams["tcp"] = "off"
+        return fams
+
     def ready_line(self) -> str:
-        assert self.plan is not None
-        fams = " ".join(f"{src}={fam}" for src, fam in self.plan.families.items())
-        fams += f" rand={families.FIXED['rand']}"
+        fams = " ".join(f"{src}={fam}" for src, fam in self.families().items())
         used = self.stats.mem_used
         gate = "gate open" if self.stats.gate_open else "gate closed"
         return (f"oomkiller: ready: families {fams}; policy {self.s.policy_text()}; "

@@ -9,11 +9,15 @@ enum oomk_rule (mirrored in abi.py) and this table.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from oomkiller import abi
 from oomkiller.sizes import format_size
 
 MIB = 1 << 20
+# A limit no counter reaches: the rule is off (`--max-rand off`). Its
+# programs are not loaded (families.needed), and it never condemns.
+OFF = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class Rule:
         return "SIZE" if self.unit == "bytes" else "N"
 
     def format(self, value: int) -> str:
+        if value >= OFF:
+            return "off"
         return format_size(value) if self.unit == "bytes" else str(value)
 
 
@@ -61,3 +67,16 @@ def name_of(rule_id: int) -> str:
 
 def default_limits() -> list[int]:
     return [r.default for r in RULES]
+
+
+def off_or(parse: Callable[[str], int]) -> Callable[[str], int]:
+    """An option type that also takes `off`: the OFF limit."""
+    def parse_limit(text: str) -> int:
+        return OFF if text.strip().lower() == "off" else parse(text)
+    parse_limit.__name__ = parse.__name__
+    return parse_limit
+
+
+def enabled(limits: list[int]) -> set[str]:
+    """The names of the rules these limits leave on."""
+    return {r.name for r in RULES if limits[r.id] < OFF}
