@@ -16,7 +16,7 @@ import sys
 import traceback
 from typing import NoReturn, Optional, Sequence
 
-from oomkiller import __version__, abi, config, instance, journal, status
+from oomkiller import __version__, abi, config, describe, instance, journal, status
 from oomkiller.messages import EXIT_OK, EXIT_USAGE, Parser, UsageError, fail
 from oomkiller.privileges import effective_caps, has_bpf_privileges
 from oomkiller.rules import RULES, off_or
@@ -235,7 +235,8 @@ def _run_locked(settings, stopper, reloader, reread, loader, LibbpfLog) -> int:
             if stopper.requested:
                 return EXIT_OK
             killer.stop_requested = False
-            killer.msg.line(journal.INFO, killer.ready_line())
+            killer.msg.line(journal.INFO, describe.ready_line(killer))
+            killer.notify.ready(describe.status_line(killer))
             if reloader is not None:
                 reloader.killer = killer
                 killer.reload_requested = reloader.pending

@@ -1,13 +1,15 @@
-"""The ring buffer of events, printed one line each as they arrive."""
+"""The ring buffer of events, printed one line each as they arrive, or, when
+systemd connected our stdout to the journal, sent as structured entries."""
 
 from __future__ import annotations
 
 import ctypes
 import errno
 from ctypes import sizeof
-from typing import Callable, TextIO
+from typing import Callable, Optional, TextIO
 
 from oomkiller import _libbpf, abi, events, journal
+from oomkiller.journald import JournalSender, event_fields
 from oomkiller._libbpf import RingBuffer
 
 
@@ -16,12 +18,14 @@ class EventStream:
     the map, so it outlives the generation whose fd made it."""
 
     def __init__(self, lib: ctypes.CDLL, events_fd: int, out: TextIO, as_json: bool,
-                 journal_out: bool, warn: Callable[[str], None]) -> None:
+                 journal_out: bool, warn: Callable[[str], None],
+                 native: Optional[JournalSender] = None) -> None:
         self._lib = lib
         self._out = out
         self.as_json = as_json
         self._journal_out = journal_out
         self._warn = warn
+        self._native = native  # journald's socket, used only when journal_out
         self._offset_ns = events.boot_to_realtime_offset_ns()
         self.closed_output = False  # our stdout's reader went away
         self._cb = _libbpf.RingBufferSampleFn(self._on_event)  # kept alive here
@@ -33,9 +37,13 @@ class EventStream:
             if size < sizeof(abi.OomkEvent):
                 return 0
             ev = abi.OomkEvent.from_buffer_copy(ctypes.string_at(data, sizeof(abi.OomkEvent)))
+            line = events.format_event(ev, self._offset_ns, self.as_json)
+            if self._journal_out and self._native is not None:
+                d = events.event_dict(ev, self._offset_ns)
+                if self._native.send(event_fields(d, line, bytes(ev.comm))):
+                    return 0
             priority = journal.EVENT_PRIORITY.get(events.event_name(ev.kind), journal.NOTICE)
-            self._out.write(journal.prefix(priority, self._journal_out)
-                            + events.format_event(ev, self._offset_ns, self.as_json) + "\n")
+            self._out.write(journal.prefix(priority, self._journal_out) + line + "\n")
             self._out.flush()
         except BrokenPipeError:
             self.closed_output = True
@@ -55,6 +63,9 @@ class EventStream:
             self._lib.ring_buffer__consume(self._rb)
 
     def close(self) -> None:
+        if self._native is not None:
+            self._native.close()
+            self._native = None
         if self._rb:
             self._lib.ring_buffer__free(self._rb)
             self._rb = RingBuffer()

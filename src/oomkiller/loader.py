@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import ctypes
 import datetime
-import os
 import sys
 import time
 from ctypes import byref, sizeof
 from typing import Callable, Optional, TextIO
 
-from oomkiller import (__version__, _libbpf, abi, families, instance, journal, objsource,
-                       procmap, tracefs)
+from oomkiller import (_libbpf, abi, describe, families, instance, journal, objsource,
+                       sdnotify, tracefs)
 from oomkiller.bpflog import LibbpfLog
 from oomkiller.eventout import EventStream
 from oomkiller.generation import (AttachFailed, Generation, LoadFailed, SetupError,  # noqa: F401
@@ -28,7 +27,6 @@ from oomkiller.livestats import LiveStats, LossWatch
 from oomkiller.messages import Messages, fileno
 from oomkiller.probe import KernelProbe
 from oomkiller.settings import Settings
-from oomkiller.sizes import format_size
 
 # Poll at most this long at once, so a signal that lands just before
 # epoll_wait() still stops us promptly even with a long --interval.
@@ -105,6 +103,7 @@ class Killer:
         self.started = datetime.datetime.now().astimezone()
         self.msg = Messages(err, settings.verbose)
         self.losses = LossWatch(settings.capacity, self.warn, self.say)
+        self.notify = sdnotify.Notifier()  # systemd's, under Type=notify; else silent
 
     # -- messages ----------------------------------------------------------
 
@@ -138,6 +137,7 @@ class Killer:
         if self.gen is not None:
             self.gen.close()
             self.gen = None
+        self.notify.close()
 
     @property
     def generation(self) -> int:
@@ -192,33 +192,25 @@ class Killer:
                 self.pins.pin("procs", self.gen.map_fd("procs"))
                 self.pins.pin("stats", self.lib.bpf_map__fd(self.gen.internal_map(".bss")))
             self.pins.pin("config", self.lib.bpf_map__fd(self.gen.internal_map(".rodata")))
-            instance.write_state(self.state())
+            instance.write_state(describe.state(self))
         except (instance.PinError, OSError) as e:
             what = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             self.warn(f"{what}: `oomkiller status` will not see this killer")
-
-    def state(self) -> dict:
-        """What `oomkiller status` needs besides the maps: STATE_PATH."""
-        assert self.plan is not None and self.gen is not None
-        fams = self.families()
-        return {
-            "pid": os.getpid(),
-            "version": __version__,
-            "started": self.started.isoformat(timespec="seconds"),
-            "generation": self.generation,
-            "families": fams,
-            "policy": self.s.policy_text(),
-            "capacity": self.s.capacity,
-            "interval": self.s.interval,
-            "offsets": self.gen.offsets(),
-        }
 
     # -- reload (SIGHUP) ------------------------------------------------------
 
     def reload(self) -> None:
         """Load the next generation on the same maps, make it live with one
         store to active_gen, then detach the old one (docs/DESIGN.md). On any
-        failure the old generation stays in force, untouched."""
+        failure the old generation stays in force, untouched. systemd hears
+        RELOADING=1, then READY=1 either way."""
+        self.notify.reloading()
+        try:
+            self._reload()
+        finally:
+            self.notify.ready(describe.status_line(self))
+
+    def _reload(self) -> None:
         assert self.reread is not None and self.plan is not None
         try:
             new = self.reread()
@@ -275,36 +267,9 @@ class Killer:
             self.lib.bpf_prog_test_run_opts(self.gen.sweep_fd, byref(opts))
         except OSError as e:
             self.warn(f"sweep failed: {e.strerror}")
+        else:
+            self.notify.tick(describe.status_line(self))  # the watchdog hears only a tick that swept
         self.losses.check(self.stats, self.gen.recursion_misses())
-
-    def families(self) -> dict[str, str]:
-        """Data source -> family in use, `off` where no rule needs the source."""
-        assert self.plan is not None and self.gen is not None
-        fams = {**self.plan.families, "tcp": families.FIXED["tcp"], "rand": families.FIXED["rand"]}
-        if not any(name.startswith("on_rand") for name in self.gen.loaded):
-            fams["rand"] = "off"
-        if not any(name.startswith("on_sock_send") for name in self.gen.loaded):
-            fams["tcp"] = "off"
-        return fams
-
-    def ready_line(self) -> str:
-        fams = " ".join(f"{src}={fam}" for src, fam in self.families().items())
-        used = self.stats.mem_used
-        gate = "gate open" if self.stats.gate_open else "gate closed"
-        return (f"oomkiller: ready: families {fams}; policy {self.s.policy_text()}; "
-                f"memory used {format_size(used)} ({gate})")
-
-    def tracked(self) -> tuple[int, int]:
-        """(processes in `procs`, of which condemned): a -v summary at stop."""
-        entries = procmap.walk(self.lib, self.gen.map_fd("procs"), self.s.capacity)
-        return len(entries), sum(bool(p.condemned) for _, p in entries)
-
-    def summary(self) -> str:
-        st = self.stats
-        count, condemned = self.tracked()
-        return (f"stopping: {st.samples} samples, {st.kills} kills, {st.dry_runs} dry-runs, "
-                f"{st.condemned} condemned, {st.kill_failed} kills refused, {st.sweeps} sweeps; tracking {count} "
-                f"processes ({condemned} condemned)")
 
     def poll(self) -> None:
         """Print events and sample memory every interval until asked to stop."""
@@ -326,6 +291,7 @@ class Killer:
                 next_tick += interval
                 if next_tick <= now:  # we fell behind (e.g. suspended): don't burst
                     next_tick = now + interval
+        self.notify.stopping()
         self.events.drain()
         if self.s.verbose:
-            self.say(self.summary())
+            self.say(describe.summary(self))

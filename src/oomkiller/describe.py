@@ -1,0 +1,69 @@
+"""What a running killer says about itself: the ready line, systemd's
+STATUS=, the -v summary at stop, and the state file `oomkiller status` reads.
+Each takes the live Killer (loader.py) and only reads it."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from oomkiller import __version__, families, procmap
+from oomkiller.sizes import format_size
+
+if TYPE_CHECKING:
+    from oomkiller.loader import Killer
+
+
+def families_in_use(k: "Killer") -> dict[str, str]:
+    """Data source -> family in use, `off` where no rule needs the source."""
+    assert k.plan is not None and k.gen is not None
+    fams = {**k.plan.families, "tcp": families.FIXED["tcp"], "rand": families.FIXED["rand"]}
+    for source, prefix in (("rand", "on_rand"), ("tcp", "on_sock_send")):
+        if not any(name.startswith(prefix) for name in k.gen.loaded):
+            fams[source] = "off"
+    return fams
+
+
+def _families_text(k: "Killer") -> str:
+    return " ".join(f"{src}={fam}" for src, fam in families_in_use(k).items())
+
+
+def ready_line(k: "Killer") -> str:
+    st = k.stats
+    gate = "gate open" if st.gate_open else "gate closed"
+    return (f"oomkiller: ready: families {_families_text(k)}; policy {k.s.policy_text()}; "
+            f"memory used {format_size(st.mem_used)} ({gate})")
+
+
+def status_line(k: "Killer") -> str:
+    """systemd's STATUS=: families, gate, tracked, kills."""
+    st = k.stats
+    return (f"{_families_text(k)}; gate {'open' if st.gate_open else 'closed'}; "
+            f"tracked {st.tracked}/{k.s.capacity}; kills {st.kills}")
+
+
+def summary(k: "Killer") -> str:
+    """The -v line at stop; walks the procs map once."""
+    assert k.gen is not None
+    st = k.stats
+    entries = procmap.walk(k.lib, k.gen.map_fd("procs"), k.s.capacity)
+    condemned = sum(bool(p.condemned) for _, p in entries)
+    return (f"stopping: {st.samples} samples, {st.kills} kills, {st.dry_runs} dry-runs, "
+            f"{st.condemned} condemned, {st.kill_failed} kills refused, {st.sweeps} sweeps; "
+            f"tracking {len(entries)} processes ({condemned} condemned)")
+
+
+def state(k: "Killer") -> dict:
+    """What `oomkiller status` needs besides the maps (instance.STATE_PATH)."""
+    assert k.gen is not None
+    return {
+        "pid": os.getpid(),
+        "version": __version__,
+        "started": k.started.isoformat(timespec="seconds"),
+        "generation": k.generation,
+        "families": families_in_use(k),
+        "policy": k.s.policy_text(),
+        "capacity": k.s.capacity,
+        "interval": k.s.interval,
+        "offsets": k.gen.offsets(),
+    }
