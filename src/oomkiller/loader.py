@@ -23,6 +23,7 @@ from oomkiller.bpflog import LibbpfLog
 from oomkiller.eventout import EventStream
 from oomkiller.generation import (AttachFailed, Generation, LoadFailed, SetupError,  # noqa: F401
                                   Source)
+from oomkiller.journald import JournalSender
 from oomkiller.livestats import LiveStats, LossWatch
 from oomkiller.messages import Messages, fileno
 from oomkiller.probe import KernelProbe
@@ -178,8 +179,9 @@ class Killer:
         """After the first load: our view of stats, and the ring buffer."""
         assert self.gen is not None
         self.live.map(self.gen)
+        to_journal = journal.connected(fileno(self.out))
         self.events = EventStream(self.lib, self.gen.map_fd("events"), self.out, self.s.json,
-                                  journal.connected(fileno(self.out)), self.warn)
+                                  to_journal, self.warn, JournalSender() if to_journal else None)
 
     # -- publishing for `oomkiller status` -----------------------------------
 
