@@ -8,6 +8,7 @@ enum oomk_rule (mirrored in abi.py) and this table.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from typing import Callable
 
@@ -72,7 +73,12 @@ def default_limits() -> list[int]:
 def off_or(parse: Callable[[str], int]) -> Callable[[str], int]:
     """An option type that also takes `off`: the OFF limit."""
     def parse_limit(text: str) -> int:
-        return OFF if text.strip().lower() == "off" else parse(text)
+        if text.strip().lower() == "off":
+            return OFF
+        try:
+            return parse(text)
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentTypeError(f"{e} (or off)") from None
     parse_limit.__name__ = parse.__name__
     return parse_limit
 
