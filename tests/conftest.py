@@ -31,7 +31,10 @@ SEED_PROGS = [
     "oomp_test_writes", "oomp_test_pwrite64", "oomp_test_packets", "oomp_test_rand",
     "oomp_test_rw_below", "oomp_test_packets_udp",
 ]
-NEEDED_PROGS = SEED_PROGS + ["oomp_work", "ballast"]
+# Every tests/progs/NAME.c is a program the tests run (make progs builds each
+# as build/progs/NAME), and the seed's once more in build/progs32.
+NEEDED_PROGS = sorted(p.stem for p in (K.ROOT / "tests" / "progs").glob("*.c"))
+PROGS32 = K.PROGS.parent / "progs32"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -64,9 +67,10 @@ def e2e_session():
                         "(sudo make test)")
         if not os.access(K.OOMKILLER, os.X_OK):
             pytest.fail(f"{K.OOMKILLER} missing: run make")
-        missing = [p for p in NEEDED_PROGS if not os.access(K.PROGS / p, os.X_OK)]
+        missing = [str(K.PROGS / p) for p in NEEDED_PROGS if not os.access(K.PROGS / p, os.X_OK)]
+        missing += [str(PROGS32 / p) for p in SEED_PROGS if not os.access(PROGS32 / p, os.X_OK)]
         if missing:
-            pytest.fail(f"workloads missing in {K.PROGS}: {' '.join(missing)}: run make progs")
+            pytest.fail(f"workloads missing: {' '.join(missing)}: run make progs")
         yield
     finally:
         os.close(fd)  # releases the flock

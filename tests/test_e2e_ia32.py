@@ -3,10 +3,8 @@ and the seed's programs built with gcc -m32 behave as the 64-bit ones."""
 import pytest
 
 import killer as K
-from conftest import SEED_PROGS
+from conftest import PROGS32, SEED_PROGS
 from test_e2e_seed import MUST_DIE, MUST_LIVE
-
-PROGS32 = K.PROGS.parent / "progs32"
 
 
 def test_int80_getpid_and_lseek_are_not_writes_or_reads(default_killer, bystander):
