@@ -93,6 +93,9 @@ $(BUILD)/progs/%: tests/progs/%.c | $(BUILD)/.deps
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(PROG_CFLAGS) -o $@ $<
 
+# The progress file's layout, shared with tests/killer.py.
+$(BUILD)/progs/oomp_work: tests/progs/progress.h
+
 # gcc-multilib brings the i386 libc and its headers; checked once.
 $(BUILD)/.deps32: | $(BUILD)/.deps
 	$(Q)missing=""; \

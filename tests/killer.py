@@ -49,10 +49,6 @@ def rule_key(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
-# ---- memory, as sysinfo(2) reports it ---------------------------------------
-
-
-
 def one_line_error(res, code: int, what: str) -> str:
     """A user error as the CLI contract wants it: exit `code`, exactly one
     `oomkiller: ...` line on stderr, no traceback anywhere. Returns the line."""
@@ -64,17 +60,8 @@ def one_line_error(res, code: int, what: str) -> str:
     assert lines[0].startswith("oomkiller: "), f"{what}: {lines[0]!r}"
     return lines[0]
 
-def read_progress(path: Path, magic: int) -> Optional[tuple]:
-    """The 8 u64 progress slots a workload publishes in its shared file, or
-    None before it has written them (slot P_MAGIC holds its magic)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    if len(data) < 64:
-        return None
-    slots = struct.unpack("<8Q", data[:64])
-    return slots if slots[P_MAGIC] == magic else None
+
+# ---- memory, as sysinfo(2) reports it ---------------------------------------
 
 class _Sysinfo(ctypes.Structure):
     _fields_ = [
@@ -365,10 +352,51 @@ class Killer:
 
 # ---- workloads ---------------------------------------------------------------
 
-# oomp_work's progress file: u64 slots (tests/progs/oomp_work.c, enum prog_slot)
-P_MAGIC, P_DONE, P_STATE, P_IMAGE, P_PID, P_TOTAL, P_BASE = range(7)
-PROG_MAGIC = 0x706D6F6F
-S_RUNNING, S_FINISHED, S_SLEEPING = 1, 2, 3
+# The progress file of oomp_work, as tests/progs/progress.h lays it out (u64
+# slots, stored without syscalls); _check_progress_h() holds these to it.
+PROGRESS_H = ROOT / "tests" / "progs" / "progress.h"
+(P_MAGIC, P_DONE, P_STATE, P_MYPID, P_IMAGE, P_TOTAL, P_BASE, P_STEPS, P_MSS,
+ P_A, P_B, P_CTL) = range(12)
+PROGRESS_SLOTS = 16
+PROGRESS_MAGIC = 0x6B726F77706D6F6F  # "oompwork"
+S_RUNNING, S_FINISHED, S_SLEEPING, S_WAITING = 1, 2, 3, 4
+
+
+def _check_progress_h() -> None:
+    """Every slot, state and the magic as progress.h defines them, or fail at import."""
+    text = PROGRESS_H.read_text()
+    defined = {name: int(value) for name, value in
+               re.findall(r"^\s*((?:P|S)_[A-Z]+|PROGRESS_SLOTS)\s*=\s*(\d+)", text, re.M)}
+    magic = re.search(r"^#define PROGRESS_MAGIC (0x[0-9a-fA-F]+)ULL", text, re.M)
+    defined["PROGRESS_MAGIC"] = int(magic.group(1), 16) if magic else None
+    ours = {name: value for name, value in globals().items()
+            if re.fullmatch(r"(?:P|S)_[A-Z]+|PROGRESS_SLOTS|PROGRESS_MAGIC", name)}
+    if defined != ours:
+        wrong = sorted(set(defined.items()) ^ set(ours.items()), key=str)
+        raise ImportError(f"tests/killer.py's progress layout differs from {PROGRESS_H}: {wrong}")
+
+
+_check_progress_h()
+
+
+def read_progress(path: Path) -> Optional[tuple]:
+    """The PROGRESS_SLOTS u64 slots a workload publishes in its shared file, or
+    None before it has mapped it (slot P_MAGIC holds PROGRESS_MAGIC)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if len(data) < 8 * PROGRESS_SLOTS:
+        return None
+    slots = struct.unpack(f"<{PROGRESS_SLOTS}Q", data[:8 * PROGRESS_SLOTS])
+    return slots if slots[P_MAGIC] == PROGRESS_MAGIC else None
+
+
+def write_slot(path: Path, slot: int, value: int) -> None:
+    """Store one slot for the workload to read (P_CTL)."""
+    with open(path, "r+b") as f:
+        f.seek(8 * slot)
+        f.write(struct.pack("<Q", value))
 
 
 class Result:
@@ -410,10 +438,11 @@ def prog_path(prog: Union[str, Path]) -> Path:
 
 
 class Workload:
-    """A workload process: `with Workload("oomp_work", "write", "100", out=True) as w`.
+    """A workload process: `with Workload("oomp_work", "write:100", out=True) as w`.
 
-    progress=True passes `-p FILE` (oomp_work's progress file); out=True passes
-    `-o FILE` for the write ops. The process is killed and reaped on exit.
+    progress=True passes `-p FILE` (the progress file, tests/progs/progress.h);
+    out=True passes `-o FILE` for the write steps. The process is killed and
+    reaped on exit.
     """
 
     def __init__(self, prog: Union[str, Path], *args: object, progress: bool = False,
@@ -450,7 +479,7 @@ class Workload:
         return self.proc is not None and self.proc.poll() is None and alive(self.proc.pid)
 
     def progress(self) -> Optional[tuple]:
-        return read_progress(self.progress_path, PROG_MAGIC) if self.progress_path else None
+        return read_progress(self.progress_path) if self.progress_path else None
 
     def out_size(self) -> Optional[int]:
         if not self.out_path:
@@ -506,21 +535,52 @@ def run(prog: Union[str, Path], *args: object, timeout: float = RUN_TIMEOUT,
         return res
 
 
-def work(*args: object, **kw) -> Result:
-    """run("oomp_work", *args) with its progress file."""
+WORK = PROGS / "oomp_work"
+
+
+def work_steps(op: str, count: object, *opts: object,
+               prog: Union[str, Path] = WORK) -> list[str]:
+    """The shorthand `OP COUNT [options]` as oomp_work's steps: the step OP:COUNT,
+    with three options that shape the script rather than the step:
+    --in-thread [--rename X] runs it in a thread (named X), --exec-reset runs it
+    again after an exec of prog, and --then-sleep ends in `pause` (S_SLEEPING).
+    Every other option goes to oomp_work as it is."""
+    rest = [str(o) for o in opts]
+    before: list[str] = []
+    if "--in-thread" in rest:
+        rest.remove("--in-thread")
+        name = None
+        if "--rename" in rest:
+            i = rest.index("--rename")
+            name = rest[i + 1]
+            del rest[i:i + 2]
+        before = [f"thread:{name}" if name else "thread"]
+    steps = [*before, f"{op}:{count}"]
+    if "--exec-reset" in rest:
+        rest.remove("--exec-reset")
+        steps += [f"exec:{prog_path(prog)}", *steps]
+    if "--then-sleep" in rest:
+        rest.remove("--then-sleep")
+        steps.append("pause")
+    return [*rest, *steps]
+
+
+def work(op: str, count: object, *opts: object, prog: Union[str, Path] = WORK, **kw) -> Result:
+    """run(prog, *work_steps(...)): oomp_work (or a copy of it) with its progress file."""
     kw.setdefault("progress", True)
-    return run("oomp_work", *args, **kw)
+    return run(prog, *work_steps(op, count, *opts, prog=prog), **kw)
 
 
-def sleeper(*args: object, prog: Union[str, Path] = "oomp_work") -> Workload:
-    """oomp_work ARGS --then-sleep: does its work, then sleeps in pause() (state S_SLEEPING)."""
-    return Workload(prog, *args, "--then-sleep", "--timeout", "900", progress=True)
+def sleeper(op: str, count: object, *opts: object, prog: Union[str, Path] = WORK) -> Workload:
+    """oomp_work doing OP COUNT, then sleeping in pause() (state S_SLEEPING)."""
+    return Workload(prog, *work_steps(op, count, *opts, "--then-sleep", prog=prog),
+                    "--timeout", "900", progress=True)
 
 
 def plain_copy(dest_dir: Path, name: str = "plainwork") -> Path:
     """oomp_work copied as dest_dir/name (by default a name without the target substring)."""
     dest = Path(dest_dir) / name
-    shutil.copy2(PROGS / "oomp_work", dest)
+    shutil.copy2(WORK, dest)
     return dest
 
 

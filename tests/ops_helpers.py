@@ -1,44 +1,25 @@
-"""Helpers for the operations tests (tests/test_ops_*.py, issue 5).
-
-`oomp_ops_step` (tests/ops/oomp_ops_step.c) is built here, into build/ops/:
-a target whose writes the test releases step by step, so it can make a
-target cross a limit exactly after a reload.
-"""
+"""Helpers for the operations tests (tests/test_ops_*.py, issue 5)."""
 from __future__ import annotations
 
 import json
 import os
 import signal
-import struct
 import subprocess
 from pathlib import Path
 from typing import Optional
 
 import killer as K
 
-STEP_SRC = K.ROOT / "tests" / "ops" / "oomp_ops_step.c"
-STEP_BIN = K.ROOT / "build" / "ops" / "oomp_ops_step"
-P_WANT = 7  # oomp_ops_step's slot for the writes the test wants done
-
 PIN_DIR = Path("/sys/fs/bpf/oomkiller")
 STATE_PATH = Path("/run/oomkiller/state.json")
 
 
-def build_step() -> Path:
-    if not STEP_BIN.exists() or STEP_BIN.stat().st_mtime < STEP_SRC.stat().st_mtime:
-        STEP_BIN.parent.mkdir(parents=True, exist_ok=True)
-        tmp = STEP_BIN.with_suffix(".tmp")
-        subprocess.run(["gcc", "-O2", "-g", "-Wall", "-Werror", "-o", str(tmp), str(STEP_SRC)],
-                       check=True, timeout=120)
-        os.replace(tmp, STEP_BIN)
-    return STEP_BIN
-
-
 class Stepper(K.Workload):
-    """oomp_ops_step N: N writes, then more on request (want())."""
+    """oomp_work follow:N: N writes, then more on request (want()), so a test
+    can make a target cross a limit exactly after a reload."""
 
     def __init__(self, writes: int):
-        super().__init__(build_step(), str(writes), "--timeout", "300", progress=True)
+        super().__init__(K.WORK, f"follow:{writes}", "--timeout", "300", progress=True)
 
     def done(self) -> Optional[int]:
         p = self.progress()
@@ -55,9 +36,7 @@ class Stepper(K.Workload):
     def want(self, total: int) -> None:
         """Ask for writes up to `total` in all, and wake it."""
         assert self.progress_path is not None
-        with open(self.progress_path, "r+b") as f:
-            f.seek(P_WANT * 8)
-            f.write(struct.pack("<Q", total))
+        K.write_slot(self.progress_path, K.P_CTL, total)
         os.kill(self.pid, signal.SIGUSR1)
 
 

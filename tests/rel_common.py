@@ -1,8 +1,8 @@
 """Helpers for the reliability suite (tests/test_rel_*.py, issue 6).
 
-On top of killer.py: a light process class for oomp_rel (hundreds at once
-need no pipes per process), the size of the killer's process map, the
-loader's RSS, and BPF object ids for leak checks.
+On top of killer.py: a light process class for oomp_work scripts (hundreds
+at once need no pipes per process), the size of the killer's process map,
+the loader's RSS, and BPF object ids for leak checks.
 """
 from __future__ import annotations
 
@@ -10,36 +10,18 @@ import json
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-import pytest
-
 import killer as K
 
-REL = K.PROGS / "oomp_rel"
 SETPID = K.PROGS / "rel_setpid"
-REL_PROGS = [REL, SETPID, K.PROGS / "oomp_work", K.PROGS / "ballast"]
-
-# oomp_rel's progress slots (tests/progs/oomp_rel.c, enum slot)
-P_MAGIC, P_STEPS, P_STATE, P_MYPID, P_A, P_B, P_C, P_UNITS = range(8)
-REL_MAGIC = 0x6C65725F706D6F6F
-S_RUNNING, S_FINISHED, S_SLEEPING, S_WAITING = 1, 2, 3, 4
 
 # Gate always open: used >= 0 once the first sample is taken.
 OPEN = ("--min-used", "0")
-
-
-@pytest.fixture(scope="session")
-def rel_session(e2e_session):
-    missing = [str(p) for p in REL_PROGS if not os.access(p, os.X_OK)]
-    if missing:
-        pytest.fail(f"workloads missing: {' '.join(missing)}: run make progs")
-    yield
 
 
 def closed_gate() -> tuple[str, str]:
@@ -52,19 +34,12 @@ def opening_ballast(gate: tuple[str, str]) -> K.Ballast:
     return K.Ballast.opening(int(gate[1]), margin=512 * K.MiB, slack=0)
 
 
-def plain_rel(dest_dir: Path, name: str = "relplain") -> Path:
-    """oomp_rel under a name without the target substring: a non-target."""
-    assert "oomp" not in name
-    dest = Path(dest_dir) / name
-    shutil.copy2(REL, dest)
-    return dest
-
-
 class Rel:
-    """One oomp_rel (or other program) process with a progress file, stdio to
-    /dev/null, stderr to a file. Use as a context manager or call close()."""
+    """One oomp_work script (STEP... and options; or a copy of oomp_work) with
+    a progress file, stdio to /dev/null, stderr to a file. Use as a context
+    manager or call close()."""
 
-    def __init__(self, *steps: object, prog: os.PathLike | str = REL, tmp: Optional[Path] = None,
+    def __init__(self, *steps: object, prog: os.PathLike | str = K.WORK, tmp: Optional[Path] = None,
                  out: bool = False, pass_fds: Sequence[int] = (), timeout: int = 300,
                  prefix: Sequence[str] = (), start: bool = True):
         self.own_tmp = tmp is None
@@ -106,19 +81,17 @@ class Rel:
         return self.proc is not None and self.proc.poll() is None and K.alive(self.proc.pid)
 
     def progress(self) -> Optional[tuple]:
-        return K.read_progress(self.progress_path, REL_MAGIC)
+        return K.read_progress(self.progress_path)
 
     def slot(self, i: int) -> Optional[int]:
         p = self.progress()
         return p[i] if p else None
 
     def set_slot(self, i: int, value: int) -> None:
-        with open(self.progress_path, "r+b") as f:
-            f.seek(8 * i)
-            f.write(struct.pack("<Q", value))
+        K.write_slot(self.progress_path, i, value)
 
     def state(self) -> Optional[int]:
-        return self.slot(P_STATE)
+        return self.slot(K.P_STATE)
 
     def wait_state(self, state: int, timeout: float = 20.0) -> bool:
         K.wait_until(lambda: self.state() == state or self.poll() is not None, timeout)
@@ -200,13 +173,6 @@ class Group:
         for r in self.procs:
             r.kill()
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def barrier() -> tuple[int, int]:
-    """A pipe whose read end, passed as fd 3, holds `gate` steps until the
-    write end closes (all readers wake at once)."""
-    r, w = os.pipe()
-    return r, w
 
 
 # ---- the killer's process map ------------------------------------------------

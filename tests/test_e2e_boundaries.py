@@ -8,12 +8,12 @@ import pytest
 
 import killer as K
 
-CHUNK = 16  # bytes per write
+CHUNK = 1  # bytes per write: oomp_work writes one byte a call unless -c
 
 # rule: (op args for a count of N, N at the limit)
 CASES = {
     "fds": (lambda n: ["open", n, "--total"], 100),
-    "writes": (lambda n: ["write", n, "-q"], 100),
+    "writes": (lambda n: ["write", n], 100),
     "read-bytes": (lambda n: ["read", n, "--total"], 10 * K.MiB),
     "threads": (lambda n: ["threads", n], 100),
     "rand": (lambda n: ["rand", n], 100),

@@ -34,9 +34,9 @@ def test_plain_event_line(gate_open_ballast):
 def test_dry_run_reports_and_kills_nothing(gate_open_ballast):
     with K.Killer("--dry-run") as k:
         assert "dry" in k.ready_line.lower(), k.ready_line
-        res = K.work("write", 150, "-q", out=True)
+        res = K.work("write", 150, out=True)
         assert res.ok, f"--dry-run killed: {res.describe()}"
-        assert res.out_size == 150 * 16
+        assert res.out_size == 150  # one byte a write: all 150 ran
         ev = k.wait_event(pid=res.pid, kind="dry-run")
         assert ev is not None, k.events
         assert K.rule_key(ev["rule"]) == "writes" and ev["value"] == 100, ev
@@ -50,11 +50,11 @@ def test_name_option_changes_the_target(gate_open_ballast, tmp_path):
     plain = K.plain_copy(tmp_path, "plainwork")
     with K.Killer("--name", "plainw") as k:
         assert "plainw" in k.ready_line, k.ready_line
-        res = K.run(plain, "write", 150, "-q", progress=True)
+        res = K.work("write", 150, prog=plain)
         assert res.killed, f"--name plainw: plainwork must die: {res.describe()}"
         ev = k.wait_event(pid=res.pid, kind="kill")
         assert ev is not None and ev["comm"] == "plainwork", k.events
-        other = K.work("write", 150, "-q")
+        other = K.work("write", 150)
         assert other.ok, f"--name plainw: oomp_work is no target: {other.describe()}"
 
 
@@ -79,7 +79,7 @@ def test_clean_shutdown_detaches_everything(gate_open_ballast, sig):
     left = ours & K.bpf_prog_ids()
     assert _wait_gone(ours), f"still loaded after exit: {K.bpf_prog_names(left)}"
     # and nothing enforces any more
-    res = K.work("write", 150, "-q")
+    res = K.work("write", 150)
     assert res.ok, f"killed after the killer stopped: {res.describe()}"
 
 
@@ -94,7 +94,7 @@ def test_sigkilled_loader_leaves_nothing_attached(gate_open_ballast):
         rc = k.stop(signal.SIGKILL, check=False)
     assert rc == -signal.SIGKILL, rc
     assert _wait_gone(ours), f"still loaded: {K.bpf_prog_names(ours & K.bpf_prog_ids())}"
-    res = K.work("write", 150, "-q")
+    res = K.work("write", 150)
     assert res.ok, f"killed after the killer died: {res.describe()}"
 
 

@@ -19,9 +19,9 @@ def test_condemned_sleeper_dies_when_the_gate_opens(e2e_session, tmp_path):
     gate = K.mem_used() + 2 * K.GiB
     plain = K.plain_copy(tmp_path)
     with K.Killer("--min-used", gate, "--interval", INTERVAL) as k, \
-            K.sleeper("write", 150, "-q") as victim, \
+            K.sleeper("write", 150) as victim, \
             K.sleeper("sleep", 0) as compliant, \
-            K.sleeper("write", 150, "-q", prog=plain) as outsider:
+            K.sleeper("write", 150, prog=plain) as outsider:
         for w in (victim, compliant, outsider):
             assert w.wait_state(K.S_SLEEPING), f"{w.args} did not reach pause()"
         ev = k.wait_event(pid=victim.pid, kind="condemned")

@@ -10,7 +10,7 @@ import pytest
 import killer as K
 
 VIOLATORS = [
-    ("writes", ["write", 150, "-q"]),
+    ("writes", ["write", 150]),
     ("fds", ["open", 150, "--total"]),
     ("read-bytes", ["read", 11 * K.MiB]),
     ("threads", ["threads", 150]),

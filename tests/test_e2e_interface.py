@@ -11,7 +11,7 @@ JSON_KEYS = {"event", "pid", "comm", "rule", "value", "limit", "mem_used_bytes",
 # ---- events ------------------------------------------------------------------
 
 def test_json_kill_event_has_every_key(default_killer):
-    res = K.work("write", 100, "-q", out=True)
+    res = K.work("write", 100, out=True)
     assert res.killed, res.describe()
     ev = default_killer.wait_event(pid=res.pid, kind="kill")
     assert ev is not None, default_killer.stdout_lines[-5:]

@@ -5,7 +5,7 @@ import pytest
 
 import killer as K
 
-CHUNK = 16
+CHUNK = 1  # bytes per write: oomp_work writes one byte a call unless -c
 WRITE_SYSCALLS = ["write", "pwrite64", "writev", "pwritev", "pwritev2"]
 READ_SYSCALLS = ["read", "pread64", "readv", "preadv", "preadv2"]
 FD_PATHS = ["open", "openat", "openat2", "creat", "socket", "socketpair", "pipe", "pipe2",
@@ -30,7 +30,7 @@ def assert_lived(killer, res):
 
 @pytest.mark.parametrize("syscall", WRITE_SYSCALLS)
 def test_every_write_syscall_counts(default_killer, bystander, syscall):
-    res = K.work(syscall, 100, "-q", out=True)
+    res = K.work(syscall, 100, out=True)
     assert_killed_for(default_killer, res, "writes")
     assert res.out_size == 100 * CHUNK, res.describe()
     assert res.progress[K.P_DONE] == 99, res.describe()
@@ -38,13 +38,13 @@ def test_every_write_syscall_counts(default_killer, bystander, syscall):
 
 @pytest.mark.parametrize("syscall", WRITE_SYSCALLS)
 def test_every_write_syscall_below_lives(default_killer, bystander, syscall):
-    res = K.work(syscall, 99, "-q", out=True)
+    res = K.work(syscall, 99, out=True)
     assert_lived(default_killer, res)
     assert res.out_size == 99 * CHUNK, res.describe()
 
 
 def test_victim_completes_no_write_after_its_100th(default_killer, bystander):
-    res = K.work("write", 150, "-q", out=True)
+    res = K.work("write", 150, out=True)
     ev = assert_killed_for(default_killer, res, "writes")
     assert ev["value"] == 100, ev
     # the 100th write reached the file; the store right after it never ran
@@ -139,7 +139,7 @@ def test_renamed_threads_still_count_for_the_process(default_killer, bystander):
 
 
 def test_writes_from_a_renamed_thread_count(default_killer, bystander):
-    res = K.work("write", 100, "-q", "--in-thread", "--rename", "plainthr", out=True)
+    res = K.work("write", 100, "--in-thread", "--rename", "plainthr", out=True)
     ev = assert_killed_for(default_killer, res, "writes")
     assert ev["comm"] == "oomp_work", ev
     assert res.out_size == 100 * CHUNK, res.describe()
@@ -176,7 +176,7 @@ def test_rand_from_a_thread_counts(default_killer, bystander):
 # ---- exec ----
 
 def test_exec_resets_counters(default_killer, bystander):
-    res = K.work("write", 60, "-q", "--exec-reset", out=True)
+    res = K.work("write", 60, "--exec-reset", out=True)
     assert_lived(default_killer, res)
     assert res.progress[K.P_IMAGE] == 1 and res.progress[K.P_TOTAL] == 120, res.describe()
     assert res.out_size == 120 * CHUNK, res.describe()
@@ -187,8 +187,8 @@ def test_exec_resets_counters(default_killer, bystander):
 NON_TARGET_CASES = [
     ["open", 150, "--total"],
     ["dup2-high", 150, "--base", 1000, "--stride", 7],
-    ["write", 150, "-q"],
-    ["pwritev2", 150, "-q"],
+    ["write", 150],
+    ["pwritev2", 150],
     ["read", 11 * K.MiB],
     ["preadv2", 11 * K.MiB],
     ["threads", 150],
@@ -205,7 +205,7 @@ def plainwork(tmp_path_factory):
 
 @pytest.mark.parametrize("args", NON_TARGET_CASES, ids=lambda a: str(a[0]))
 def test_non_target_crossing_limits_lives(default_killer, bystander, plainwork, args):
-    res = K.run(plainwork, *args, progress=True)
+    res = K.work(*args, prog=plainwork)
     assert_lived(default_killer, res)
 
 
@@ -219,7 +219,7 @@ def test_non_target_crossing_limits_lives(default_killer, bystander, plainwork, 
 ])
 def test_target_name_is_a_substring_of_comm(default_killer, bystander, tmp_path, name, target):
     named = K.plain_copy(tmp_path, name)
-    res = K.run(named, "write", 150, "-q", progress=True)
+    res = K.work("write", 150, prog=named)
     if target:
         ev = assert_killed_for(default_killer, res, "writes")
         assert ev["comm"] == name[:15], ev

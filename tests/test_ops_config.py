@@ -12,17 +12,17 @@ def test_the_file_sets_a_limit_and_the_command_line_beats_it(tmp_path, monkeypat
     monkeypatch.setenv("OOMKILLER_CONFIG", conf)
     with K.Killer() as k:
         assert "writes=50 " in k.ready_line and "min-used=0B" in k.ready_line
-        res = K.work("write", "49", "-q")
+        res = K.work("write", "49")
         assert res.ok, res.describe()
-        res = K.work("write", "50", "-q")
+        res = K.work("write", "50")
         assert res.killed and res.done == 49, res.describe()
         ev = k.wait_event(pid=res.pid, kind="kill", timeout=10)
         assert ev and ev["limit"] == 50
     with K.Killer("--max-writes", "80") as k:
         assert "writes=80 " in k.ready_line and "min-used=0B" in k.ready_line
-        res = K.work("write", "79", "-q")
+        res = K.work("write", "79")
         assert res.ok, res.describe()
-        res = K.work("write", "80", "-q")
+        res = K.work("write", "80")
         assert res.killed and res.done == 79, res.describe()
         assert k.wait_event(pid=res.pid, kind="kill", timeout=10)["limit"] == 80
 

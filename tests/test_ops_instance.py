@@ -20,7 +20,7 @@ def test_a_second_killer_is_refused_and_the_first_runs_on():
         assert res.stderr.startswith("oomkiller: ")
         # The refused one took nothing down: the first still publishes and kills.
         assert H.status_json()["pid"] == k.pid
-        res = K.work("write", "100", "-q")
+        res = K.work("write", "100")
         assert res.killed, res.describe()
 
 

@@ -71,7 +71,7 @@ def test_journal_priorities(tmp_path):
     with Journaled("--min-used", "0", "--max-writes", "5") as j:
         ready = j.read_until(lambda ln: "oomkiller: ready" in ln, K.READY_TIMEOUT)
         assert ready is not None and ready.startswith("<6>oomkiller: ready"), j.lines
-        res = K.work("write", "5", "-q")
+        res = K.work("write", "5")
         assert res.killed, res.describe()
         kill = j.read_until(lambda ln: f"pid={res.pid} " in ln, 10)
         assert kill is not None and kill.startswith("<4>"), j.lines
@@ -89,14 +89,14 @@ def test_journal_priorities(tmp_path):
 def test_journal_dry_run_and_condemned_are_notices():
     with Journaled("--min-used", "0", "--max-writes", "5", "--dry-run") as j:
         assert j.read_until(lambda ln: "oomkiller: ready" in ln, K.READY_TIMEOUT)
-        res = K.work("write", "5", "-q")
+        res = K.work("write", "5")
         assert res.ok, res.describe()
         line = j.read_until(lambda ln: f"pid={res.pid} " in ln, 10)
         assert line is not None and line.startswith("<5>") and " dry-run " in line, j.lines
     gate = str(K.mem_total() * 4)
     with Journaled("--min-used", gate, "--max-writes", "5", "--json") as j:
         assert j.read_until(lambda ln: "oomkiller: ready" in ln, K.READY_TIMEOUT)
-        res = K.work("write", "5", "-q")
+        res = K.work("write", "5")
         assert res.ok, res.describe()
         line = j.read_until(lambda ln: f'"pid": {res.pid},' in ln, 10)
         assert line is not None and line.startswith('<5>{"time"'), j.lines
@@ -107,7 +107,7 @@ def test_no_prefix_when_the_stream_is_not_the_journal():
     with Journaled("--min-used", "0", "--max-writes", "5", matching=False) as j:
         ready = j.read_until(lambda ln: "oomkiller: ready" in ln, K.READY_TIMEOUT)
         assert ready is not None and ready.startswith("oomkiller: ready"), j.lines
-        res = K.work("write", "5", "-q")
+        res = K.work("write", "5")
         assert res.killed
         line = j.read_until(lambda ln: f"pid={res.pid} " in ln, 10)
         assert line is not None and line[:1].isdigit(), line

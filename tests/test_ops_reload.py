@@ -51,9 +51,9 @@ def test_sighup_lowers_a_limit_for_running_and_new_targets(tmp_path, monkeypatch
             assert ev is not None, k.stdout_lines
             assert ev["rule"] == "writes" and ev["limit"] == 150 and ev["value"] >= 150
 
-        res = K.work("write", "149", "-q")
+        res = K.work("write", "149")
         assert res.ok, res.describe()
-        res = K.work("write", "150", "-q")
+        res = K.work("write", "150")
         assert res.killed and res.done == 149, res.describe()
         assert k.wait_event(pid=res.pid, kind="kill", timeout=10)["limit"] == 150
         assert "warning" not in k.stderr_text()
@@ -67,7 +67,7 @@ def test_sighup_with_a_bad_config_keeps_the_policy(tmp_path, monkeypatch):
         line = reload(k, "cannot reload")
         assert "warning" in line and str(conf) in line and "keeping" in line
         assert H.status_json()["policy"]["limits"]["writes"] == 60
-        res = K.work("write", "60", "-q")
+        res = K.work("write", "60")
         assert res.killed and res.done == 59, res.describe()
 
         # A new capacity needs a restart; the rest applies.
@@ -77,9 +77,9 @@ def test_sighup_with_a_bad_config_keeps_the_policy(tmp_path, monkeypatch):
         assert any("capacity" in ln and "restart" in ln for ln in k.stderr_lines)
         st = H.status_json()
         assert st["capacity"] == 16384 and st["policy"]["interval"] == 0.5
-        res = K.work("write", "69", "-q")
+        res = K.work("write", "69")
         assert res.ok, res.describe()
-        res = K.work("write", "70", "-q")
+        res = K.work("write", "70")
         assert res.killed and res.done == 69, res.describe()
 
 
@@ -97,7 +97,7 @@ def test_reloads_leave_nothing_behind(tmp_path, monkeypatch):
             assert len(now) == len(first) and not (now & every)
             assert H.gone(every), K.bpf_prog_names(sorted(every))
             every |= now
-        res = K.work("write", "70", "-q")
+        res = K.work("write", "70")
         assert res.killed and res.done == 69, res.describe()
     assert H.gone(every), K.bpf_prog_names(sorted(every))
     assert not H.PIN_DIR.exists()

@@ -34,7 +34,7 @@ def test_status_shows_live_targets_closest_first():
             mine = [p["pid"] for p in st["processes"] if p["pid"] in (near.pid, nearer.pid)]
             assert mine == [nearer.pid, near.pid], "not sorted by closeness to a limit"
             p = H.find_proc(st, near.pid)
-            assert p["comm"] == "oomp_ops_step"
+            assert p["comm"] == "oomp_work"
             assert p["counters"]["writes"] == 57
             assert p["counters"]["threads"] == 0 and p["counters"]["rand"] == 0
             assert p["counters"]["fds"] >= 3  # 0, 1, 2 and /dev/null at least
@@ -53,7 +53,7 @@ def test_status_shows_live_targets_closest_first():
                                                                         [str(nearer.pid)])]
             assert len(rows) == 2
             assert rows[0].split()[0] == str(nearer.pid)
-            assert "oomp_ops_step" in rows[1] and "57/100" in rows[1]
+            assert "oomp_work" in rows[1] and "57/100" in rows[1]
             assert "90/100" in rows[0]
 
             # One more write each would not kill; 100 does, and the entry goes.

@@ -6,12 +6,8 @@ values have their own table in tests/test_unit_config.py.
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
 import killer as K
-from rel_common import rel_session  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.usefixtures("rel_session")
 
 COUNT_OPTS = ["--max-fds", "--max-writes", "--max-threads", "--max-rand", "--max-tcp-packets"]
 BAD_COUNTS = ["0", "-1", "abc", "1.5", "", "1e3", "0x10", " ", "18446744073709551616", "5M"]

@@ -40,16 +40,14 @@ import pytest
 
 import killer as K
 import rel_common as R
-from rel_common import rel_session  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.usefixtures("rel_session")
 
 KILLED = -signal.SIGKILL
 
 
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory):
-    return R.plain_rel(tmp_path_factory.mktemp("plain"))
+    return K.plain_copy(tmp_path_factory.mktemp("plain"))
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +58,7 @@ def killer():
         yield k
 
 
-def run(k, *steps, prog=R.REL, out=False, timeout=60):
+def run(k, *steps, prog=K.WORK, out=False, timeout=60):
     p = R.Rel(*steps, prog=prog, out=out)
     try:
         p.rc = p.wait(timeout)
@@ -83,9 +81,10 @@ def kill_event(k, p, rule="writes", value=100):
 # ---- renaming ------------------------------------------------------------------
 
 def test_rename_into_the_name_is_counted_from_then(killer, plain):
-    p = R.Rel("w:150", "name:xoomp_in", "w:99", "sig", "w:1", "pause", prog=plain, out=True)
+    p = R.Rel("write:150", "name:xoomp_in", "write:99", "sig", "write:1", "pause", prog=plain,
+              out=True)
     with p:
-        assert p.wait_state(R.S_WAITING), p.describe()
+        assert p.wait_state(K.S_WAITING), p.describe()
         assert p.alive(), "150 writes before the rename must not count"
         os.kill(p.pid, signal.SIGUSR1)
         assert p.wait(10) == KILLED, p.describe()
@@ -95,36 +94,36 @@ def test_rename_into_the_name_is_counted_from_then(killer, plain):
 
 
 def test_rename_out_of_the_name_escapes(killer):
-    p = run(killer, "w:50", "name:plain", "w:150", "rand:150", "fd:150")
+    p = run(killer, "write:50", "name:plain", "write:150", "rand:150", "open:150")
     assert p.rc == 0, p.describe()
     assert not p.events, p.events
 
 
 def test_thread_rename_changes_nothing(killer, plain):
-    p = run(killer, "tname:oomp_thread", "w:150", prog=plain)
+    p = run(killer, "thread:oomp_thread", "write:150", prog=plain)
     assert p.rc == 0, f"a non-target's thread named oomp_thread: {p.describe()}"
     assert not p.events
-    p = run(killer, "tname:plainthread", "w:100", "pause")
+    p = run(killer, "thread:plainthread", "write:100", "pause")
     assert p.rc == KILLED, f"a target's thread renamed out still counts: {p.describe()}"
     kill_event(killer, p)
 
 
 def test_exec_into_the_name_counts_from_the_exec(killer, plain):
-    p = run(killer, "w:150", f"exec:{R.REL}", "w:99", prog=plain)
+    p = run(killer, "write:150", f"exec:{K.WORK}", "write:99", prog=plain)
     assert p.rc == 0, p.describe()
-    p = run(killer, "w:150", f"exec:{R.REL}", "w:100", "pause", prog=plain)
+    p = run(killer, "write:150", f"exec:{K.WORK}", "write:100", "pause", prog=plain)
     assert p.rc == KILLED, p.describe()
     kill_event(killer, p)
 
 
 def test_exec_out_of_the_name_escapes(killer, plain):
-    p = run(killer, "w:99", f"exec:{plain}", "w:150")
+    p = run(killer, "write:99", f"exec:{plain}", "write:150")
     assert p.rc == 0, p.describe()
     assert not p.events
 
 
 def test_exec_resets_counters(killer):
-    p = run(killer, "w:99", f"exec:{R.REL}", "w:99")
+    p = run(killer, "write:99", f"exec:{K.WORK}", "write:99")
     assert p.rc == 0, p.describe()
 
 
@@ -132,14 +131,14 @@ def test_exec_resets_counters(killer):
 
 @pytest.mark.parametrize("how", ["forkw", "vforkw"])
 def test_children_have_their_own_counters(killer, how):
-    p = run(killer, "w:99", f"{how}:99", "rand:99")
+    p = run(killer, "write:99", f"{how}:99", "rand:99")
     assert p.rc == 0, p.describe()
-    assert p.final[R.P_B] == 0, f"{how} child of 99 writes: wait status {p.final[R.P_B]}"
+    assert p.final[K.P_B] == 0, f"{how} child of 99 writes: wait status {p.final[K.P_B]}"
     assert not p.events
 
-    p = run(killer, "w:99", f"{how}:100", "rand:99")
+    p = run(killer, "write:99", f"{how}:100", "rand:99")
     assert p.rc == 0, f"the parent lives when its {how} child dies: {p.describe()}"
-    child, status = p.final[R.P_A], p.final[R.P_B]
+    child, status = p.final[K.P_A], p.final[K.P_B]
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, \
         f"{how} child {child}: wait status {status}"
     ev = killer.wait_event(pid=child, kind="kill")
@@ -184,7 +183,7 @@ def test_sendfile_and_splice_into_tcp_are_counted(killer, via):
 
 
 # As /proc/PID/io counts them: sendfile reads its bytes (rchar) and each call
-# is one write call (syscw); splice is neither. oomp_rel sends 64 KiB a call.
+# is one write call (syscw); splice is neither. oomp_work sends 64 KiB a call.
 def test_sendfile_to_a_file_below_both_limits_lives(killer):
     p = run(killer, "sendfile:6M")  # 96 calls, 6 MiB
     assert p.rc == 0, p.describe()

@@ -11,33 +11,29 @@ test_rel_evasion.py for the table. Here:
 import os
 import signal
 
-import pytest
-
 import killer as K
 import rel_common as R
-from rel_common import rel_session  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.usefixtures("rel_session")
 
 KILLED = -signal.SIGKILL
 
 
 def test_condemnation_is_sticky_across_a_closed_gate(tmp_path):
-    plain = R.plain_rel(tmp_path)
+    plain = K.plain_copy(tmp_path)
     gate = R.closed_gate()
     cases = {  # name: (steps, prog, dies)
-        "closed its fds": (["fd:150", "close", "pause"], R.REL, True),
-        "exec into the name": (["w:100", f"exec:{R.REL}", "pause"], R.REL, True),
-        "renamed out": (["w:100", "name:plain", "pause"], R.REL, False),
-        "exec out of the name": (["w:100", f"exec:{plain}", "pause"], R.REL, False),
-        "compliant": (["w:10", "pause"], R.REL, False),
-        "non-target crossing everything": (["w:150", "fd:150", "rand:150", "t:150", "pause"],
-                                           plain, False),
+        "closed its fds": (["open:150", "close", "pause"], K.WORK, True),
+        "exec into the name": (["write:100", f"exec:{K.WORK}", "pause"], K.WORK, True),
+        "renamed out": (["write:100", "name:plain", "pause"], K.WORK, False),
+        "exec out of the name": (["write:100", f"exec:{plain}", "pause"], K.WORK, False),
+        "compliant": (["write:10", "pause"], K.WORK, False),
+        "non-target crossing everything": (["write:150", "open:150", "rand:150", "threads:150",
+                                            "pause"], plain, False),
     }
     with K.Killer(*gate, "--interval", "0.5") as k, R.Group() as g:
         procs = {name: g.spawn(*steps, prog=prog) for name, (steps, prog, _) in cases.items()}
         for name, p in procs.items():
-            assert p.wait_state(R.S_SLEEPING), f"{name}: {p.describe()}"
+            assert p.wait_state(K.S_SLEEPING), f"{name}: {p.describe()}"
             if name in ("compliant", "non-target crossing everything"):
                 continue
             ev = k.wait_event(pid=p.pid, kind="condemned")
@@ -60,13 +56,13 @@ def test_condemnation_is_sticky_across_a_closed_gate(tmp_path):
 
 def test_targets_started_before_the_killer():
     with R.Group() as g:
-        fds = g.spawn("fd:150", "sig", "w:1", "pause")
-        w99 = g.spawn("w:150", "sig", "w:99", "pause")
-        w100 = g.spawn("w:150", "sig", "w:100", "pause")
-        asleep = g.spawn("fd:150", "w:150", "pause")
+        fds = g.spawn("open:150", "sig", "write:1", "pause")
+        w99 = g.spawn("write:150", "sig", "write:99", "pause")
+        w100 = g.spawn("write:150", "sig", "write:100", "pause")
+        asleep = g.spawn("open:150", "write:150", "pause")
         for p in (fds, w99, w100):
-            assert p.wait_state(R.S_WAITING), p.describe()
-        assert asleep.wait_state(R.S_SLEEPING)
+            assert p.wait_state(K.S_WAITING), p.describe()
+        assert asleep.wait_state(K.S_SLEEPING)
         with K.Killer(*R.OPEN) as k:
             for p in (fds, w99, w100):
                 os.kill(p.pid, signal.SIGUSR1)
@@ -76,7 +72,7 @@ def test_targets_started_before_the_killer():
             assert w100.wait(10) == KILLED, w100.describe()
             ev = k.wait_event(pid=w100.pid, kind="kill")
             assert ev is not None and ev["value"] == 100, ev
-            assert w99.wait_state(R.S_SLEEPING), w99.describe()
+            assert w99.wait_state(K.S_SLEEPING), w99.describe()
             k.wait_samples(2)
             assert w99.alive(), "writes before the killer started were counted"
             assert asleep.alive(), "a target that makes no call after the start is not judged"
@@ -87,7 +83,7 @@ def test_io_uring_workers_are_not_created_threads():
     # With --max-threads 1, one counted thread kills. IOSQE_ASYNC hands every
     # write to io-wq workers (iou-wrk-*), threads of the target's group.
     with K.Killer(*R.OPEN, "--max-threads", "1") as k, R.Rel("uring-aw:200", "pause") as p:
-        assert p.wait_state(R.S_SLEEPING), p.describe()
+        assert p.wait_state(K.S_SLEEPING), p.describe()
         names = []
         for tid in os.listdir(f"/proc/{p.pid}/task"):
             try:

@@ -31,9 +31,7 @@ import pytest
 
 import killer as K
 import rel_common as R
-from rel_common import rel_session  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.usefixtures("rel_session")
 
 
 def run_cli(*args, env=None, timeout=30, prefix=()):
@@ -54,7 +52,7 @@ def test_sigkill_leaves_nothing_attached():
     try:
         during = {kind: R.bpf_ids(kind) - before[kind] for kind in ("prog", "link", "map")}
         assert during["prog"] and during["link"] and during["map"], during
-        with R.Rel("w:100", "pause") as p:
+        with R.Rel("write:100", "pause") as p:
             assert p.wait(10) == -signal.SIGKILL, "the killer works before the SIGKILL"
         os.kill(k.pid, signal.SIGKILL)
         assert k.stop(check=False) == -signal.SIGKILL
@@ -87,7 +85,7 @@ def test_sigkill_leaves_nothing_attached():
     K.wait_until(lambda: not (R.bpf_ids("map") & during["map"]), 15, 0.2)
     assert not (R.bpf_ids("map") & during["map"]), \
         f"maps {sorted(R.bpf_ids('map') & during['map'])} survive the next start"
-    with R.Rel("w:150") as p:
+    with R.Rel("write:150") as p:
         assert p.wait(10) == 0, f"a violator died with no killer running: {p.describe()}"
 
 
@@ -103,7 +101,7 @@ def test_second_instance_is_refused():
         line = K.one_line_error(res, 1, "second instance")
         assert "already running" in line, line
         assert k.running()
-        with R.Rel("w:100", "pause") as p:
+        with R.Rel("write:100", "pause") as p:
             assert p.wait(10) == -signal.SIGKILL, "the first instance still works"
 
 
@@ -170,7 +168,7 @@ def test_burst_sync_kills_all_and_counts_drops():
         try:
             with R.Rel(f"burst:{n}:100:0", timeout=120) as p:
                 assert p.wait(120) == 0, p.describe()
-                killed, other = p.slot(R.P_A), p.slot(R.P_B)
+                killed, other = p.slot(K.P_A), p.slot(K.P_B)
         finally:
             os.kill(k.pid, signal.SIGCONT)
         assert killed == n and other == 0, \
@@ -191,8 +189,8 @@ def test_burst_deferred_kills_all_despite_drops():
         os.kill(k.pid, signal.SIGSTOP)
         try:
             with R.Rel(f"burst:{n}:100:1", timeout=180) as p:
-                assert p.wait_state(R.S_WAITING, 60), p.describe()
-                K.wait_until(lambda: p.slot(R.P_UNITS) == n, 30)
+                assert p.wait_state(K.S_WAITING, 60), p.describe()
+                K.wait_until(lambda: p.slot(K.P_DONE) == n, 30)
                 # every child has made its 100 writes once the map holds them all
                 assert K.wait_until(lambda: len(R.tracked_pids(k)) >= n, 60, 0.5), \
                     f"{len(R.tracked_pids(k))} of {n} children tracked"
@@ -205,9 +203,9 @@ def test_burst_deferred_kills_all_despite_drops():
                 assert condemned + dropped >= n, (condemned, dropped)
                 assert not k.find_events(kind="kill"), "killed with the gate closed"
                 with R.opening_ballast(gate):
-                    p.set_slot(R.P_C, 1)  # let the parent reap
+                    p.set_slot(K.P_CTL, 1)  # let the parent reap
                     assert p.wait(60) == 0, p.describe()
-                    killed, other = p.slot(R.P_A), p.slot(R.P_B)
+                    killed, other = p.slot(K.P_A), p.slot(K.P_B)
         finally:
             os.kill(k.pid, signal.SIGCONT)
         assert killed == n and other == 0, f"the sweep killed {killed} of {n}; {other} not"
@@ -230,9 +228,9 @@ def test_memlock_64k():
         assert "memlock" in line.lower() or "ulimit -l" in line, line
         return
     try:
-        with R.Rel("w:100", "pause") as p:
+        with R.Rel("write:100", "pause") as p:
             assert p.wait(10) == -signal.SIGKILL, p.describe()
-        with R.Rel("w:99") as p:
+        with R.Rel("write:99") as p:
             assert p.wait(10) == 0, p.describe()
     finally:
         k.stop(check=False)

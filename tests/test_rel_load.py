@@ -17,9 +17,7 @@ import pytest
 
 import killer as K
 import rel_common as R
-from rel_common import rel_session  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.usefixtures("rel_session")
 
 N = 300
 CHURN = int(os.environ.get("OOMKILLER_CHURN_TARGETS", "2000"))  # at least this many
@@ -28,16 +26,16 @@ CHURN_BUDGET = 60.0  # seconds
 
 # rule -> the steps that cross it
 CROSS = {
-    "writes": ["w:100"],
-    "read-bytes": ["r:10M"],
-    "fds": ["fd:100"],
-    "threads": ["t:100"],
+    "writes": ["write:100"],
+    "read-bytes": ["read:10M"],
+    "fds": ["open:100"],
+    "threads": ["threads:100"],
     "rand": ["rand:100"],
-    "tcp-packets": ["tcp:1000"],
+    "tcp-packets": ["--nodelay", "tcp-send:1000"],
 }
 # every rule used, none reached: fds ~60 (0-2, pipe, out, 50, sockets),
 # threads 90 + tcp's receiver, writes 99, read 5M, rand 99, tcp 500 segments
-UNDER = ["w:99", "r:5M", "fd:50", "t:90", "rand:99", "tcp:500"]
+UNDER = ["write:99", "read:5M", "open:50", "threads:90", "rand:99", "--nodelay", "tcp-send:500"]
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +58,8 @@ def test_300_targets_crossing_at_once_all_die(killer):
     with R.Group() as g:
         procs, w = _spawn_gated(g, lambda i: CROSS[rules[i % len(rules)]], N)
         try:
-            waiting = K.wait_until(lambda: all(p.state() == R.S_WAITING for p in procs), 60, 0.2)
-            assert waiting, [p.describe() for p in procs if p.state() != R.S_WAITING][:5]
+            waiting = K.wait_until(lambda: all(p.state() == K.S_WAITING for p in procs), 60, 0.2)
+            assert waiting, [p.describe() for p in procs if p.state() != K.S_WAITING][:5]
         finally:
             os.close(w)  # release all 300 at once
         R.wait_all(procs, 90)
@@ -82,11 +80,11 @@ def test_300_targets_under_every_limit_all_live(killer):
     with R.Group() as g:
         procs, w = _spawn_gated(g, lambda i: [*UNDER, "pause"], N)
         try:
-            K.wait_until(lambda: all(p.state() == R.S_WAITING for p in procs), 60, 0.2)
+            K.wait_until(lambda: all(p.state() == K.S_WAITING for p in procs), 60, 0.2)
         finally:
             os.close(w)
-        slept = K.wait_until(lambda: all(p.state() == R.S_SLEEPING for p in procs), 120, 0.2)
-        assert slept, [p.describe() for p in procs if p.state() != R.S_SLEEPING][:3]
+        slept = K.wait_until(lambda: all(p.state() == K.S_SLEEPING for p in procs), 120, 0.2)
+        assert slept, [p.describe() for p in procs if p.state() != K.S_SLEEPING][:3]
         held = R.tracked(killer)
         assert held >= N, f"{N} sleeping targets but the process map holds {held}"
         killer.wait_samples(2)  # two memory samples and sweeps with the gate open
@@ -102,9 +100,10 @@ def test_2000_short_lived_targets_no_map_leak_and_stable_rss(killer):
     rng = random.Random(6)
     base = R.tracked(killer)
     kinds = [  # (steps, dies)
-        (["w:100"], True), (["w:20"], False), (["fd:100"], True), (["fd:20", "w:5"], False),
-        (["rand:100"], True), (["t:3", "rand:10"], False), (["t:100"], True),
-        (["r:64K", "w:99"], False),
+        (["write:100"], True), (["write:20"], False), (["open:100"], True),
+        (["open:20", "write:5"], False),
+        (["rand:100"], True), (["threads:3", "rand:10"], False), (["threads:100"], True),
+        (["read:64K", "write:99"], False),
     ]
     concurrency = 12
     warm_rss = None

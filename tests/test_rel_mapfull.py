@@ -10,32 +10,28 @@ tracked target exits, its entry is free for the next target.
 import os
 import signal
 
-import pytest
-
 import killer as K
 import rel_common as R
-from rel_common import rel_session  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.usefixtures("rel_session")
 
 CAPACITY = 8
 
 
 def test_map_full_never_crashes_and_keeps_enforcing(tmp_path):
-    plain = R.plain_rel(tmp_path)
+    plain = K.plain_copy(tmp_path)
     with K.Killer(*R.OPEN, "--capacity", CAPACITY, "--interval", "0.5") as k, R.Group() as g:
         base = R.tracked(k)
         assert base < CAPACITY, f"{base} targets already tracked before the test"
-        holders = [g.spawn("w:1", "sig", "w:150", "pause") for _ in range(CAPACITY - base)]
+        holders = [g.spawn("write:1", "sig", "write:150", "pause") for _ in range(CAPACITY - base)]
         for h in holders:
-            assert h.wait_state(R.S_WAITING), h.describe()
+            assert h.wait_state(K.S_WAITING), h.describe()
         assert R.tracked(k) == CAPACITY, "the holders fill the map"
         assert {h.pid for h in holders} <= R.tracked_pids(k)
 
-        extras = [g.spawn("w:150", "fd:150", "rand:150", "pause") for _ in range(6)]
-        outsider = g.spawn("w:150", "fd:150", "rand:150", "t:150", "pause", prog=plain)
+        extras = [g.spawn("write:150", "open:150", "rand:150", "pause") for _ in range(6)]
+        outsider = g.spawn("write:150", "open:150", "rand:150", "threads:150", "pause", prog=plain)
         for p in (*extras, outsider):
-            assert p.wait_state(R.S_SLEEPING), p.describe()
+            assert p.wait_state(K.S_SLEEPING), p.describe()
         warn = K.wait_until(lambda: [ln for ln in k.stderr_lines
                                      if "not tracked" in ln and "map full" in ln], 5)
         assert warn, f"no untracked warning on stderr:\n{k.stderr_text()}"
@@ -54,7 +50,7 @@ def test_map_full_never_crashes_and_keeps_enforcing(tmp_path):
             assert ev is not None and ev["value"] == 100, ev
         # their entries are free again: a new target is tracked and enforced
         assert K.wait_until(lambda: R.tracked(k) == CAPACITY - 2, 5, 0.1), R.tracked(k)
-        fresh = g.spawn("w:100", "pause")
+        fresh = g.spawn("write:100", "pause")
         assert fresh.wait(10) == -signal.SIGKILL, fresh.describe()
         assert all(p.alive() for p in extras)
         assert outsider.alive()

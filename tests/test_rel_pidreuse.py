@@ -17,36 +17,31 @@ is changed.
 """
 import signal
 
-import pytest
-
 import killer as K
 import rel_common as R
-from rel_common import rel_session  # noqa: F401  (fixture)
-
-pytestmark = pytest.mark.usefixtures("rel_session")
 
 
-def reuse(pid, *steps, prog=R.REL, tmp=None):
+def reuse(pid, *steps, prog=K.WORK, tmp=None):
     """A Rel run as exactly `pid` through rel_setpid (which mirrors its exit)."""
     r = R.Rel(*steps, prog=prog, prefix=[R.SETPID, pid], tmp=tmp)
-    ok = K.wait_until(lambda: r.slot(R.P_MYPID) == pid or r.poll() is not None, 10)
-    assert ok and r.slot(R.P_MYPID) == pid, \
+    ok = K.wait_until(lambda: r.slot(K.P_MYPID) == pid or r.poll() is not None, 10)
+    assert ok and r.slot(K.P_MYPID) == pid, \
         f"pid {pid} not reused: {r.describe()} (rel_setpid exit 4: pid taken)"
     return r
 
 
 def test_condemned_pid_reused_by_compliant_target_is_not_killed(tmp_path):
     gate = R.closed_gate()
-    plain = R.plain_rel(tmp_path)
+    plain = K.plain_copy(tmp_path)
     with K.Killer(*gate, "--interval", "0.5") as k, R.Group() as g:
-        old = g.spawn("w:100", "pause")
-        control = g.spawn("w:100", "pause")
+        old = g.spawn("write:100", "pause")
+        control = g.spawn("write:100", "pause")
         for p in (old, control):
-            assert p.wait_state(R.S_SLEEPING), p.describe()
+            assert p.wait_state(K.S_SLEEPING), p.describe()
             ev = k.wait_event(pid=p.pid, kind="condemned")
             assert ev is not None, k.events
-        old_nt = g.spawn("w:100", "pause")
-        assert old_nt.wait_state(R.S_SLEEPING)
+        old_nt = g.spawn("write:100", "pause")
+        assert old_nt.wait_state(K.S_SLEEPING)
         assert k.wait_event(pid=old_nt.pid, kind="condemned") is not None
         assert {old.pid, old_nt.pid, control.pid} <= R.tracked_pids(k)
         pid, pid_nt = old.pid, old_nt.pid
@@ -55,12 +50,12 @@ def test_condemned_pid_reused_by_compliant_target_is_not_killed(tmp_path):
         gone = K.wait_until(lambda: not ({pid, pid_nt} & R.tracked_pids(k)), 5, 0.1)
         assert gone, f"exited pids still in the map: {R.tracked_pids(k)}"
 
-        new = reuse(pid, "w:1", "pause", tmp=g.tmp)
+        new = reuse(pid, "write:1", "pause", tmp=g.tmp)
         g.procs.append(new)
-        new_nt = reuse(pid_nt, "w:150", "pause", prog=plain, tmp=g.tmp)
+        new_nt = reuse(pid_nt, "write:150", "pause", prog=plain, tmp=g.tmp)
         g.procs.append(new_nt)
         for p in (new, new_nt):
-            assert p.wait_state(R.S_SLEEPING), p.describe()
+            assert p.wait_state(K.S_SLEEPING), p.describe()
         assert pid in R.tracked_pids(k), "the new target has an entry of its own"
         assert pid_nt not in R.tracked_pids(k), "a non-target is never tracked"
 
@@ -76,17 +71,17 @@ def test_condemned_pid_reused_by_compliant_target_is_not_killed(tmp_path):
 
 def test_reused_pid_starts_from_zero():
     with K.Killer(*R.OPEN) as k, R.Group() as g:
-        old = g.spawn("w:99")
+        old = g.spawn("write:99")
         assert old.wait(20) == 0, old.describe()
         pid = old.pid
         K.wait_until(lambda: pid not in R.tracked_pids(k), 5, 0.1)
-        new = reuse(pid, "w:99", tmp=g.tmp)
+        new = reuse(pid, "write:99", tmp=g.tmp)
         g.procs.append(new)
         rc = new.wait(20)
         assert rc == 0, f"pid {pid} reused after 99 writes, 99 more: {new.describe()}"
         assert not k.find_events(pid=pid)
         # and the same pid crossing on its own still dies
-        again = reuse(pid, "w:100", "pause", tmp=g.tmp)
+        again = reuse(pid, "write:100", "pause", tmp=g.tmp)
         g.procs.append(again)
         assert again.wait(20) == 128 + signal.SIGKILL, again.describe()
         ev = k.wait_event(pid=pid, kind="kill")

@@ -22,9 +22,7 @@ import pytest
 
 import killer as K
 import rel_common as R
-from rel_common import rel_session  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.usefixtures("rel_session")
 
 THREADS, EACH = 64, 50
 TOTAL = THREADS * EACH
@@ -53,7 +51,7 @@ def test_64_threads_writing_lose_no_update_and_value_is_exact():
                 assert len(k.find_events(pid=p.pid)) == 1, k.find_events(pid=p.pid)
         # 63 x 50 concurrent + 49 = TOTAL - 1: no double count may reach the limit
         for attempt in range(3):
-            with R.Rel(f"race:{THREADS - 1}:{EACH}", f"w:{EACH - 1}", out=True) as p:
+            with R.Rel(f"race:{THREADS - 1}:{EACH}", f"write:{EACH - 1}", out=True) as p:
                 rc = p.wait(60)
                 assert rc == 0, p.describe()
                 assert p.out_size() == TOTAL - 1
@@ -74,13 +72,13 @@ def test_every_thread_dies_whichever_thread_crosses():
                 ev = k.wait_event(pid=p.pid, kind="kill")
                 assert ev is not None, what
                 assert K.rule_key(ev["rule"]) == "writes" and ev["value"] == 100, (what, ev)
-                assert ev["tid"] == p.slot(R.P_A), \
-                    f"{what}: the crossing thread is {p.slot(R.P_A)}: {ev}"
+                assert ev["tid"] == p.slot(K.P_A), \
+                    f"{what}: the crossing thread is {p.slot(K.P_A)}: {ev}"
                 if writer != 0:
                     assert ev["tid"] != p.pid, (what, ev)
         # the leader's exit does not drop the process's entry: 60 writes by
         # the leader, then it exits, then 40 by another thread reach 100
-        with R.Rel("w:60", "mt:4:-1:40") as p:
+        with R.Rel("write:60", "mt:4:-1:40") as p:
             rc = p.wait(30)
             assert rc == -signal.SIGKILL, f"counters lost when the leader exited: {p.describe()}"
             ev = k.wait_event(pid=p.pid, kind="kill")
@@ -92,7 +90,7 @@ def test_every_thread_dies_on_the_deferred_path():
     bpf_send_signal_task(PIDTYPE_TGID) kills the whole group."""
     gate = R.closed_gate()
     with K.Killer(*gate, "--interval", "0.5") as k, R.Rel("mt:16:9:100") as p:
-        assert p.wait_state(R.S_SLEEPING)
+        assert p.wait_state(K.S_SLEEPING)
         ev = k.wait_event(pid=p.pid, kind="condemned", timeout=10)
         assert ev is not None and ev["tid"] != p.pid, k.events
         tasks = K.wait_until(lambda: len(os.listdir(f"/proc/{p.pid}/task")) == 16, 5)
@@ -112,7 +110,7 @@ def test_clone3_threads_count_and_clone3_processes_do_not():
         with R.Rel("c3:100", "pause") as p:
             rc = p.wait(30)
             assert rc == -signal.SIGKILL, p.describe()
-            assert p.slot(R.P_UNITS) == 99, f"killed in the 100th clone3: {p.describe()}"
+            assert p.slot(K.P_DONE) == 99, f"killed in the 100th clone3: {p.describe()}"
             ev = k.wait_event(pid=p.pid, kind="kill")
             assert ev is not None and K.rule_key(ev["rule"]) == "threads" \
                 and ev["value"] == 100, ev
@@ -121,5 +119,5 @@ def test_clone3_threads_count_and_clone3_processes_do_not():
             assert not k.find_events(pid=p.pid)
         with R.Rel("c3fork:150") as p:
             assert p.wait(30) == 0, p.describe()
-            assert p.slot(R.P_UNITS) == 150
+            assert p.slot(K.P_DONE) == 150
             assert not k.find_events(pid=p.pid)

@@ -14,71 +14,68 @@ import random
 import signal
 import time
 
-import pytest
-
 import killer as K
 import rel_common as R
-from rel_common import rel_session  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.usefixtures("rel_session")
 
 SECONDS = float(os.environ.get("OOMKILLER_SOAK_SECONDS", "90"))
 WARMUP = min(20.0, SECONDS / 4)
 CONCURRENCY = 10
 
-REL = str(R.REL)
+REL = str(K.WORK)
 # (name, steps, expect): expect "killed", "ok", or "child-killed" (the parent
 # lives, its fork/vfork child dies). Non-targets run as the plain copy.
 VIOLATORS = [
-    ("writes", ["w:100", "pause"], "killed"),
-    ("read", ["r:10M", "pause"], "killed"),
-    ("fds", ["fd:100", "pause"], "killed"),
-    ("pthreads", ["t:100", "pause"], "killed"),
+    ("writes", ["write:100", "pause"], "killed"),
+    ("read", ["read:10M", "pause"], "killed"),
+    ("fds", ["open:100", "pause"], "killed"),
+    ("pthreads", ["threads:100", "pause"], "killed"),
     ("clone3", ["c3:100", "pause"], "killed"),
     ("rand", ["rand:100", "pause"], "killed"),
-    ("tcp", ["tcp:1000", "pause"], "killed"),
+    ("tcp", ["--nodelay", "tcp-send:1000", "pause"], "killed"),
     ("uring-send", ["uring-send:1000", "pause"], "killed"),
     ("mt", ["mt:8:5:100"], "killed"),
     ("race", ["race:16:7", "pause"], "killed"),
-    ("exec-then-cross", ["w:99", f"exec:{REL}", "w:100", "pause"], "killed"),
-    ("fork-child", ["w:50", "forkw:100"], "child-killed"),
-    ("vfork-child", ["w:50", "vforkw:100"], "child-killed"),
+    ("exec-then-cross", ["write:99", f"exec:{REL}", "write:100", "pause"], "killed"),
+    ("fork-child", ["write:50", "forkw:100"], "child-killed"),
+    ("vfork-child", ["write:50", "vforkw:100"], "child-killed"),
 ]
 COMPLIANT = [
-    ("writes", ["w:99"], "ok"),
-    ("read", ["r:5M"], "ok"),
-    ("fds", ["fd:90", "close", "fd:90"], "ok"),
-    ("threads", ["t:50", "c3:40"], "ok"),
+    ("writes", ["write:99"], "ok"),
+    ("read", ["read:5M"], "ok"),
+    ("fds", ["open:90", "close", "open:90"], "ok"),
+    ("threads", ["threads:50", "c3:40"], "ok"),
     ("rand", ["rand:99"], "ok"),
-    ("tcp", ["tcp:900"], "ok"),
+    ("tcp", ["--nodelay", "tcp-send:900"], "ok"),
     ("uring", ["uring-w:150", "uring-r:11M"], "ok"),
     ("sendfile", ["sendfile:6M", "splice:11M"], "ok"),  # 96 sendfile calls, 6 MiB read
-    ("fork", ["w:60", "forkw:99", "vforkw:99", "w:39"], "ok"),
-    ("exec-reset", ["w:99", f"exec:{REL}", "w:99"], "ok"),
+    ("fork", ["write:60", "forkw:99", "vforkw:99", "write:39"], "ok"),
+    ("exec-reset", ["write:99", f"exec:{REL}", "write:99"], "ok"),
     ("c3fork", ["c3fork:120"], "ok"),
 ]
 NONTARGET = [
-    ("everything", ["w:150", "r:11M", "fd:150", "t:150", "rand:150", "tcp:1500"], "ok"),
-    ("rename-thread-in", ["tname:oomp_thr", "w:150"], "ok"),
+    ("everything", ["write:150", "read:11M", "open:150", "threads:150", "rand:150",
+                    "--nodelay", "tcp-send:1500"], "ok"),
+    ("rename-thread-in", ["thread:oomp_thr", "write:150"], "ok"),
 ]
 
 
 def test_soak(tmp_path):
-    plain = R.plain_rel(tmp_path)
+    plain = K.plain_copy(tmp_path)
     rng = random.Random(600)
-    kinds = [(f"violator/{n}", s, e, R.REL) for n, s, e in VIOLATORS] + \
-            [(f"compliant/{n}", s, e, R.REL) for n, s, e in COMPLIANT] + \
+    kinds = [(f"violator/{n}", s, e, K.WORK) for n, s, e in VIOLATORS] + \
+            [(f"compliant/{n}", s, e, K.WORK) for n, s, e in COMPLIANT] + \
             [(f"non-target/{n}", s, e, plain) for n, s, e in NONTARGET]
     counts: dict[str, int] = {}
     wrong: list[str] = []
     with K.Killer(*R.OPEN, "--interval", "0.5") as k, R.Group() as g:
         bystanders = [
-            g.spawn("w:50", "fd:50", "pause", timeout=int(SECONDS) + 600),
-            g.spawn("w:150", "fd:150", "rand:150", "t:150", "pause", prog=plain,
+            g.spawn("write:50", "open:50", "pause", timeout=int(SECONDS) + 600),
+            g.spawn("write:150", "open:150", "rand:150", "threads:150", "pause", prog=plain,
                     timeout=int(SECONDS) + 600),
         ]
         for b in bystanders:
-            assert b.wait_state(R.S_SLEEPING), b.describe()
+            assert b.wait_state(K.S_SLEEPING), b.describe()
         base = R.tracked(k)
         warm_rss = None
         t0 = time.monotonic()
@@ -107,7 +104,7 @@ def test_soak(tmp_path):
                 ok = {"killed": rc == -signal.SIGKILL, "ok": rc == 0,
                       "child-killed": rc == 0}[p.expect]
                 if p.expect == "child-killed" and ok:
-                    st = p.slot(R.P_B)
+                    st = p.slot(K.P_B)
                     ok = st is not None and os.WIFSIGNALED(st) and \
                         os.WTERMSIG(st) == signal.SIGKILL
                 if not ok:

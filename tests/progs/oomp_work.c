@@ -1,28 +1,85 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * oomp_work: one parameterised workload for the e2e tests.
+ * oomp_work: the one workload program of the tests.
  *
- *   oomp_work OP COUNT [options]
+ *   oomp_work [options] STEP...
  *
- * It does COUNT units of OP (calls, bytes for reads, fds for fd ops), then
- * prints "done" and exits 0. Its name contains "oomp", so it is a target; a
- * copy under a name without "oomp" is not.
+ * Runs its STEPs in order, then exits 0. Its name contains "oomp", so it is a
+ * target; a copy under a name without "oomp" is not. Progress goes to the
+ * shared file of -p (tests/progs/progress.h), never through a syscall that
+ * could count. Options may come anywhere (GNU getopt moves them first).
  *
- * Progress is observable without syscalls (a syscall could itself count
- * toward a rule): with -p FILE the program mmaps FILE shared and stores
- * progress there after every unit (layout in enum prog_slot). For the write
- * ops the output file's size tells how many writes completed; the progress
- * counter is stored after each call returns, so a process killed in the hook
- * of its Nth write shows size N*chunk and progress N-1.
+ * A STEP is NAME or NAME:ARG; counts take a K or M suffix (powers of 1024).
+ * P_DONE counts the step's units as each returns, so a process killed in the
+ * hook of its Nth call shows N-1; the out file's size (one byte per write
+ * unless -c) shows how many writes completed.
+ *
+ * Units of one rule:
+ *   open|openat|openat2|creat|socket|socketpair|pipe|pipe2|dup|dup2|
+ *   dup2-high|dup3|fcntl-dupfd|fcntl-dupfd-cloexec|accept|accept4|eventfd|
+ *   memfd|epoll|timerfd|inotify|signalfd|pidfd:N
+ *                make N fds (--total: until the table holds N), kept open;
+ *                P_DONE = fds in the table       close  close them all
+ *   write|pwrite64|writev|pwritev|pwritev2:N
+ *                N calls of -c bytes (1) to OUT (-o, O_APPEND) or /dev/null
+ *   read|pread64|readv|preadv|preadv2:N
+ *                N bytes from IN (-i, /dev/zero), -c (64 KiB) at a time;
+ *                --total: N including what the dynamic loader read
+ *   threads:N    N pthreads, each joined before the next (--concurrent: all
+ *                started, then joined); --rename X: each names itself X
+ *   c3:N         N threads by a raw clone3(CLONE_THREAD), one by one
+ *   c3fork:N     N child processes by a raw clone3, each reaped
+ *   rand:N       N calls of rand()
+ *   tcp-send:N   N sends of -c bytes (16) on a loopback TCP connection:
+ *                --via send|sendto|sendmsg|write|writev|sendfile|splice,
+ *                --nodelay, --maxseg B, --segs K (K*mss - mss/2 bytes each)
+ *   udp-send:N   N datagrams of -c bytes (16) on loopback (--via write: on a
+ *                connected socket)
+ *   uring-w:N    N IORING_OP_WRITE of 1 byte to OUT (or /dev/null)
+ *   uring-aw:N   the same with IOSQE_ASYNC (io-wq worker threads)
+ *   uring-r:N    IORING_OP_READ of N bytes from /dev/zero, 64 KiB at a time
+ *   uring-send:N N IORING_OP_SEND of 16 bytes on a loopback TCP connection
+ *   sendfile:N   sendfile(2) N bytes from a memfd to /dev/null
+ *   splice:N     splice(2) N bytes from a memfd through a pipe to /dev/null
+ *   all          every rule crossed by a margin (the non-target tests)
+ * Processes and threads:
+ *   forkw:N      fork(); the child does N writes and _exits 0; P_A = child
+ *                pid, P_B = its wait status          vforkw:N  with vfork()
+ *   race:T:N     T threads meet at a barrier, then each does N writes
+ *   mt:T:K:N     T threads (the leader is thread 0) all started; thread K does
+ *                N writes (P_A = its tid), the others sleep; K = -1: the
+ *                leader pthread_exit()s first and thread 1 writes
+ *   burst:N:M:S  fork N children (64 alive at a time); each does M writes,
+ *                then pause()s if S is 1 or exits 0 if S is 0. With S = 1 the
+ *                parent waits (S_WAITING) until the test sets P_CTL before it
+ *                reaps. P_DONE = started, P_A = killed by SIGKILL, P_B = others
+ *   name:X       prctl(PR_SET_NAME, X) in the calling thread
+ *   thread[:X]   a new thread (named X) runs the next step, and is joined
+ *   exec:PATH    execv(PATH) with the options and the remaining steps
+ * Waiting (no counted syscall):
+ *   gate[:FD]    block until fd FD (3) reaches EOF (a barrier many processes
+ *                share: read(2) returning 0 counts nothing)
+ *   sig          block until SIGUSR1
+ *   follow:N     N writes, then sleep (S_SLEEPING); on each SIGUSR1 write on
+ *                until the step's writes reach P_CTL, and sleep again
+ *   pause        pause() forever (S_SLEEPING)
+ *   sleep:MS     nanosleep MS milliseconds
+ *
+ * Exit: 0 when every step is done, 2 for bad usage, 3 when a call failed.
  */
 #define _GNU_SOURCE
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <link.h>
+#include <linux/io_uring.h>
 #include <linux/openat2.h>
+#include <linux/sched.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -42,40 +99,23 @@
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
-/* Progress file: little-endian u64 slots. */
-enum prog_slot {
-	P_MAGIC = 0,	/* PROG_MAGIC once mapped */
-	P_DONE,		/* units completed in the current image */
-	P_STATE,	/* enum prog_state */
-	P_IMAGE,	/* 0, or 1 after the exec of --exec-reset */
-	P_PID,
-	P_TOTAL,	/* progress notes (calls, fds) over all images */
-	P_BASE,		/* units the process had before its work (--total) */
-	P_MSS,		/* tcp-send: the connection's MSS (TCP_MAXSEG) */
-	P_SLOTS = 8,
-};
-enum prog_state { S_RUNNING = 1, S_FINISHED = 2, S_SLEEPING = 3 };
-#define PROG_MAGIC 0x706d6f6fULL /* "oomp" */
+#include "progress.h"
 
-static volatile uint64_t dummy_prog[P_SLOTS];
-static volatile uint64_t *prog = dummy_prog;
-
-static const char *op_name;
-static long long count;
 static const char *out_path;
 static const char *in_path = "/dev/zero";
-static const char *prog_path;
 static const char *rename_to;
 static const char *via = "send";
 static long chunk = -1;
-static int opt_total, opt_sleep, opt_exec_reset, opt_in_thread, opt_quiet;
-static int opt_nodelay, opt_concurrent, image;
+static int opt_total, opt_nodelay, opt_concurrent, image;
 static long fd_base = 1000, fd_stride = 37, maxseg, segs;
-static unsigned timeout_s = 120;
-static char **saved_argv;
-static int saved_argc;
+static int out_fd = -1;
+static int *held, nheld, held_cap;	/* the fds the fd steps made, for close */
+static char **opt_argv;			/* argv[1..opt_argc): the options */
+static int opt_argc;
 
 static void die(const char *what)
 {
@@ -83,51 +123,74 @@ static void die(const char *what)
 	exit(3);
 }
 
+/* a unit of the current step returned: done is the step's count so far */
 static void note(uint64_t done)
 {
-	__atomic_store_n(&prog[P_DONE], done, __ATOMIC_SEQ_CST);
-	__atomic_add_fetch(&prog[P_TOTAL], 1, __ATOMIC_SEQ_CST);
+	progress_set(P_DONE, done);
+	progress_add(P_TOTAL, 1);
 }
 
-static void map_progress(void)
+static long long num(const char *s)
 {
-	int fd;
-	void *p;
+	char *end;
+	long long v = strtoll(s, &end, 0);
 
-	if (!prog_path)
-		return;
-	fd = open(prog_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		die("open progress");
-	if (ftruncate(fd, P_SLOTS * sizeof(uint64_t)))
-		die("ftruncate progress");
-	p = mmap(NULL, P_SLOTS * sizeof(uint64_t), PROT_READ | PROT_WRITE,
-		 MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED)
-		die("mmap progress");
-	close(fd);
-	prog = p;
-	if (image == 0)
-		prog[P_TOTAL] = 0;
-	prog[P_DONE] = 0;
-	prog[P_IMAGE] = image;
-	prog[P_PID] = getpid();
-	prog[P_MAGIC] = PROG_MAGIC;
-	prog[P_STATE] = S_RUNNING;
+	if (*end == 'K' || *end == 'k')
+		v <<= 10;
+	else if (*end == 'M' || *end == 'm')
+		v <<= 20;
+	return v;
+}
+
+/* OUT (append: exec'd images and threads add to it) or /dev/null, opened once */
+static int outfd(void)
+{
+	if (out_fd < 0) {
+		out_fd = out_path ? open(out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)
+				  : open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (out_fd < 0)
+			die("open out");
+	}
+	return out_fd;
+}
+
+static void hold(int fd)
+{
+	if (nheld == held_cap) {
+		held_cap = held_cap ? 2 * held_cap : 256;
+		held = realloc(held, held_cap * sizeof(*held));
+		if (!held)
+			die("realloc");
+	}
+	held[nheld++] = fd;
 }
 
 /* ---- fds ---------------------------------------------------------- */
 
+/*
+ * Fds open now, by one poll(2) over the table: closed numbers come back
+ * POLLNVAL. (An fcntl per number made 65536 syscalls per fd step, which
+ * hundreds of processes of the load tests pay at once.)
+ */
 static long count_open_fds(void)
 {
 	struct rlimit rl;
 	long n = 0, fd, max = 65536;
+	struct pollfd *p;
 
 	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < (rlim_t)max)
 		max = rl.rlim_cur;
+	p = calloc(max, sizeof(*p));
+	if (!p)
+		die("calloc");
 	for (fd = 0; fd < max; fd++)
-		if (fcntl(fd, F_GETFD) >= 0)
+		p[fd].fd = fd;
+	if (poll(p, max, 0) < 0)
+		die("poll");
+	for (fd = 0; fd < max; fd++)
+		if (!(p[fd].revents & POLLNVAL))
 			n++;
+	free(p);
 	return n;
 }
 
@@ -150,6 +213,21 @@ static int listener(int type, struct sockaddr_in *addr)
 	return fd;
 }
 
+static const char *fd_ops[] = {
+	"open", "openat", "openat2", "creat", "socket", "socketpair", "pipe",
+	"pipe2", "dup", "dup2", "dup2-high", "dup3", "fcntl-dupfd",
+	"fcntl-dupfd-cloexec", "accept", "accept4", "eventfd", "memfd",
+	"epoll", "timerfd", "inotify", "signalfd", "pidfd", NULL,
+};
+
+static int is_fd_op(const char *op)
+{
+	for (int i = 0; fd_ops[i]; i++)
+		if (!strcmp(op, fd_ops[i]))
+			return 1;
+	return 0;
+}
+
 /*
  * Create fds with one syscall until the table holds `target` fds. Paths that
  * make two fds per call are padded with open() first so that the last call
@@ -165,21 +243,24 @@ static void op_fds(const char *op, long long n)
 	int lfd = -1, sfd = -1, next_high = 0, r = -1;
 	int fds[2];
 
-	prog[P_BASE] = have;
+	progress_set(P_BASE, have);
 	target = opt_total ? n : have + n;
 	if (is_accept) {
 		lfd = listener(SOCK_STREAM, &addr);
+		hold(lfd);
 		have++;
 	}
 	if (!strcmp(op, "dup2-high") || !strcmp(op, "dup3"))
 		next_high = fd_base;
 	/* pairs: make the remaining count even, so the last call lands on it */
 	while (pairs && (target - have) % 2) {
-		if (syscall(SYS_open, "/dev/null", O_RDONLY) < 0)
+		r = syscall(SYS_open, "/dev/null", O_RDONLY);
+		if (r < 0)
 			die("open");
+		hold(r);
 		have++;
 	}
-	prog[P_DONE] = have;
+	progress_set(P_DONE, have);
 	/* accept: the peak of an iteration is have + 2 (see below) */
 	while (is_accept ? have + 2 <= target : have < target) {
 		if (!strcmp(op, "open"))
@@ -196,13 +277,13 @@ static void op_fds(const char *op, long long n)
 			r = socket(AF_INET, SOCK_STREAM, 0);
 		else if (!strcmp(op, "socketpair")) {
 			r = socketpair(AF_UNIX, SOCK_STREAM, 0, fds);
-			if (!r) { have++; r = fds[1]; }
+			if (!r) { have++; hold(fds[0]); r = fds[1]; }
 		} else if (!strcmp(op, "pipe")) {
 			r = syscall(SYS_pipe, fds);
-			if (!r) { have++; r = fds[1]; }
+			if (!r) { have++; hold(fds[0]); r = fds[1]; }
 		} else if (!strcmp(op, "pipe2")) {
 			r = syscall(SYS_pipe2, fds, 0);
-			if (!r) { have++; r = fds[1]; }
+			if (!r) { have++; hold(fds[0]); r = fds[1]; }
 		} else if (!strcmp(op, "dup"))
 			r = syscall(SYS_dup, 0);
 		else if (!strcmp(op, "dup2"))
@@ -263,10 +344,17 @@ static void op_fds(const char *op, long long n)
 		}
 		if (r < 0)
 			die(op);
+		hold(r);
 		have++;
 		if (!is_accept)
 			note(have);
 	}
+}
+
+static void op_close(void)
+{
+	while (nheld)
+		close(held[--nheld]);
 }
 
 /* ---- writes and reads ---------------------------------------------- */
@@ -285,30 +373,20 @@ static int is_read_op(const char *op)
 	       !strcmp(op, "preadv2");
 }
 
+/* Threads may run this at once (race, mt): P_DONE and P_TOTAL are added to. */
 static void op_writes(const char *op, long long n)
 {
-	long c = chunk > 0 ? chunk : 16;
+	long c = chunk > 0 ? chunk : 1;
 	char *buf = malloc(c);
-	off_t base = 0;
-	int fd;
+	int fd = outfd();
 	long long i;
 
 	if (!buf)
 		die("malloc");
 	memset(buf, 'w', c);
-	if (out_path) {
-		fd = open(out_path, O_WRONLY | O_CREAT | (image ? 0 : O_TRUNC) |
-			  O_CLOEXEC, 0644);
-		if (fd < 0)
-			die("open out");
-		base = lseek(fd, 0, SEEK_END);
-	} else {
-		fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-		if (fd < 0)
-			die("open /dev/null");
-	}
 	for (i = 0; i < n; i++) {
-		off_t off = base + i * c;
+		/* O_APPEND: the positioned writes append too (pwrite(2), BUGS) */
+		off_t off = i * c;
 		struct iovec iov[2] = {
 			{ buf, c / 2 }, { buf + c / 2, c - c / 2 },
 		};
@@ -326,9 +404,9 @@ static void op_writes(const char *op, long long n)
 			r = syscall(SYS_pwritev2, fd, iov, 2, off, 0, 0);
 		if (r != c)
 			die(op);
-		note(i + 1);
+		progress_add(P_DONE, 1);
+		progress_add(P_TOTAL, 1);
 	}
-	close(fd);
 	free(buf);
 }
 
@@ -342,8 +420,6 @@ static void op_writes(const char *op, long long n)
  * bytes (checked with strace). We recompute it from the mapped headers,
  * without reading files; a test that needs it can log P_BASE.
  */
-#include <elf.h>
-#include <link.h>
 #define DL_FILEBUF 832
 
 static int count_dso(struct dl_phdr_info *info, size_t size, void *data)
@@ -397,7 +473,7 @@ static void op_reads(const char *op, long long n)
 	if (opt_total) {
 		long before = loader_read_bytes();
 
-		prog[P_BASE] = before;
+		progress_set(P_BASE, before);
 		target = n - before;
 	}
 	while (done < target) {
@@ -491,39 +567,64 @@ static void *drain(void *arg)
 	return NULL;
 }
 
+/* A loopback TCP connection whose receiving end a thread drains, so that
+ * large sends never block on a full buffer. */
+struct tcp_conn {
+	int lfd, cfd, sfd;
+	pthread_t th;
+};
+
+static void tcp_open(struct tcp_conn *t, int nodelay)
+{
+	struct sockaddr_in addr;
+	int one = 1, maxseg_i = (int)maxseg;
+
+	t->lfd = listener(SOCK_STREAM, &addr);
+	t->cfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (t->cfd < 0)
+		die("socket");
+	if (nodelay && setsockopt(t->cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+		die("TCP_NODELAY");
+	if (maxseg && setsockopt(t->cfd, IPPROTO_TCP, TCP_MAXSEG, &maxseg_i,
+				 sizeof(maxseg_i)))
+		die("TCP_MAXSEG");
+	if (connect(t->cfd, (struct sockaddr *)&addr, sizeof(addr)))
+		die("connect");
+	t->sfd = accept(t->lfd, NULL, NULL);
+	if (t->sfd < 0)
+		die("accept");
+	errno = pthread_create(&t->th, NULL, drain, (void *)(long)t->sfd);
+	if (errno)
+		die("pthread_create");
+}
+
+static void tcp_close(struct tcp_conn *t)
+{
+	shutdown(t->cfd, SHUT_WR);
+	pthread_join(t->th, NULL);
+	close(t->cfd);
+	close(t->sfd);
+	close(t->lfd);
+}
+
 static void op_tcp(long long n)
 {
 	long c = chunk > 0 ? chunk : 16;
-	struct sockaddr_in addr;
-	int lfd = listener(SOCK_STREAM, &addr), cfd, sfd, one = 1;
-	int maxseg_i = (int)maxseg, mss = 0;
+	struct tcp_conn t;
+	int mss = 0;
 	socklen_t mlen = sizeof(mss);
 	int mfd = -1, pfd[2] = { -1, -1 };
 	char *buf = malloc(c);
-	pthread_t th;
 	long long i;
 
 	if (!buf)
 		die("malloc");
 	memset(buf, 't', c);
-	cfd = socket(AF_INET, SOCK_STREAM, 0);
-	if (cfd < 0)
-		die("socket");
-	if (opt_nodelay && setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one,
-				      sizeof(one)))
-		die("TCP_NODELAY");
-	if (maxseg && setsockopt(cfd, IPPROTO_TCP, TCP_MAXSEG, &maxseg_i,
-				 sizeof(maxseg_i)))
-		die("TCP_MAXSEG");
-	if (connect(cfd, (struct sockaddr *)&addr, sizeof(addr)))
-		die("connect");
-	sfd = accept(lfd, NULL, NULL);
-	if (sfd < 0)
-		die("accept");
+	tcp_open(&t, opt_nodelay);
 	/* connected: TCP_MAXSEG reads back the MSS in use (tp->mss_cache) */
-	if (getsockopt(cfd, IPPROTO_TCP, TCP_MAXSEG, &mss, &mlen))
+	if (getsockopt(t.cfd, IPPROTO_TCP, TCP_MAXSEG, &mss, &mlen))
 		die("getsockopt TCP_MAXSEG");
-	prog[P_MSS] = mss;
+	progress_set(P_MSS, mss);
 	if (segs > 0) {
 		/* --segs K: K*mss - mss/2 bytes, which is K segments */
 		c = segs * mss - mss / 2;
@@ -532,10 +633,6 @@ static void op_tcp(long long n)
 			die("realloc");
 		memset(buf, 't', c);
 	}
-	/* receiver in a thread, so large sends never block on a full buffer */
-	errno = pthread_create(&th, NULL, drain, (void *)(long)sfd);
-	if (errno)
-		die("pthread_create");
 	if (!strcmp(via, "sendfile") || !strcmp(via, "splice")) {
 		/* a memfd of c zero bytes: no write(2) needed to fill it */
 		mfd = memfd_create("oomp-src", 0);
@@ -553,23 +650,23 @@ static void op_tcp(long long n)
 		long r;
 
 		if (!strcmp(via, "send"))
-			r = send(cfd, buf, c, 0);
+			r = send(t.cfd, buf, c, 0);
 		else if (!strcmp(via, "sendto"))
-			r = syscall(SYS_sendto, cfd, buf, c, 0, NULL, 0);
+			r = syscall(SYS_sendto, t.cfd, buf, c, 0, NULL, 0);
 		else if (!strcmp(via, "sendmsg"))
-			r = syscall(SYS_sendmsg, cfd, &mh, 0);
+			r = syscall(SYS_sendmsg, t.cfd, &mh, 0);
 		else if (!strcmp(via, "write"))
-			r = syscall(SYS_write, cfd, buf, c);
+			r = syscall(SYS_write, t.cfd, buf, c);
 		else if (!strcmp(via, "writev"))
-			r = syscall(SYS_writev, cfd, iov, 2);
+			r = syscall(SYS_writev, t.cfd, iov, 2);
 		else if (!strcmp(via, "sendfile")) {
 			off_t off = 0;
-			r = sendfile(cfd, mfd, &off, c);
+			r = sendfile(t.cfd, mfd, &off, c);
 		} else if (!strcmp(via, "splice")) {
 			loff_t off = 0;
 			if (splice(mfd, &off, pfd[1], NULL, c, 0) != c)
 				die("splice in");
-			r = splice(pfd[0], NULL, cfd, NULL, c, 0);
+			r = splice(pfd[0], NULL, t.cfd, NULL, c, 0);
 		} else {
 			errno = EINVAL;
 			die(via);
@@ -578,11 +675,7 @@ static void op_tcp(long long n)
 			die("tcp send");
 		note(i + 1);
 	}
-	shutdown(cfd, SHUT_WR);
-	pthread_join(th, NULL);
-	close(cfd);
-	close(sfd);
-	close(lfd);
+	tcp_close(&t);
 	if (mfd >= 0)
 		close(mfd);
 	if (pfd[0] >= 0) {
@@ -623,154 +716,622 @@ static void op_udp(long long n)
 	free(buf);
 }
 
-/* ---- dispatch ------------------------------------------------------ */
+/*
+ * A raw clone3 thread: the child starts on its own stack right after the
+ * syscall, with no C frame, so it runs only this asm: count itself done and
+ * exit(2) the thread. No libc call: it shares the parent's TLS.
+ */
+static volatile long c3_done;
 
-static const char *fd_ops[] = {
-	"open", "openat", "openat2", "creat", "socket", "socketpair", "pipe",
-	"pipe2", "dup", "dup2", "dup2-high", "dup3", "fcntl-dupfd",
-	"fcntl-dupfd-cloexec", "accept", "accept4", "eventfd", "memfd",
-	"epoll", "timerfd", "inotify", "signalfd", "pidfd", NULL,
-};
-
-static int is_fd_op(const char *op)
+static long clone3_raw(struct clone_args *ca)
 {
-	for (int i = 0; fd_ops[i]; i++)
-		if (!strcmp(op, fd_ops[i]))
-			return 1;
-	return 0;
+	register long rax asm("rax") = SYS_clone3;
+	register long rdi asm("rdi") = (long)ca;
+	register long rsi asm("rsi") = sizeof(*ca);
+
+	asm volatile("syscall\n\t"
+		     "test %%rax, %%rax\n\t"
+		     "jnz 1f\n\t"
+		     "lock incq %[done]\n\t"
+		     "mov $60, %%eax\n\t"	/* exit: this thread only */
+		     "xor %%edi, %%edi\n\t"
+		     "syscall\n\t"
+		     "hlt\n"
+		     "1:\n\t"
+		     : "+r"(rax), [done] "+m"(c3_done)
+		     : "r"(rdi), "r"(rsi)
+		     : "rcx", "r11", "memory");
+	return rax;
 }
 
-static void run_op(const char *op, long long n)
+static void op_clone3_threads(long long n)
 {
-	if (is_fd_op(op))
-		op_fds(op, n);
-	else if (is_write_op(op))
-		op_writes(op, n);
-	else if (is_read_op(op))
-		op_reads(op, n);
-	else if (!strcmp(op, "threads"))
-		op_threads(n);
-	else if (!strcmp(op, "rand"))
-		op_rand(n);
-	else if (!strcmp(op, "tcp-send"))
-		op_tcp(n);
-	else if (!strcmp(op, "udp-send"))
-		op_udp(n);
-	else if (!strcmp(op, "sleep"))
-		; /* nothing: pair with --then-sleep */
-	else if (!strcmp(op, "all")) {
-		/* Every rule crossed, by a margin, for the non-target test. */
-		op_writes("write", 150);
-		op_reads("read", 11LL << 20);
-		op_threads(150);
-		op_rand(150);
-		op_tcp(1500);
-		op_fds("open", 150);
-	} else {
-		dprintf(2, "oomp_work: unknown op %s\n", op);
-		exit(2);
+	const long stack_size = 16384;
+
+	for (long long i = 0; i < n; i++) {
+		char *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		struct clone_args ca = {
+			.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND |
+				 CLONE_THREAD | CLONE_SYSVSEM,
+			.stack = (uint64_t)(uintptr_t)stack,
+			.stack_size = stack_size,
+		};
+		long before = c3_done, r;
+
+		if (stack == MAP_FAILED)
+			die("mmap stack");
+		r = clone3_raw(&ca);
+		if (r < 0) {
+			errno = -r;
+			die("clone3");
+		}
+		while (__atomic_load_n(&c3_done, __ATOMIC_SEQ_CST) == before)
+			sched_yield();
+		/* the stack is leaked on purpose: the thread may still be exiting */
+		note(i + 1);
 	}
 }
 
-static void *op_thread(void *arg)
+static void op_clone3_forks(long long n)
 {
-	(void)arg;
-	rename_self();
-	run_op(op_name, count);
+	for (long long i = 0; i < n; i++) {
+		struct clone_args ca = { .exit_signal = SIGCHLD };
+		long r = syscall(SYS_clone3, &ca, sizeof(ca));
+		int st;
+
+		if (r < 0)
+			die("clone3 fork");
+		if (r == 0)
+			_exit(0);
+		if (waitpid(r, &st, 0) != r || !WIFEXITED(st))
+			die("clone3 child");
+		note(i + 1);
+	}
+}
+
+/* ---- io_uring, raw: one SQE at a time, wait for its CQE ------------- */
+
+struct uring {
+	int fd;
+	unsigned *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_tail, *cq_mask;
+	struct io_uring_sqe *sqes;
+	struct io_uring_cqe *cqes;
+};
+
+static void uring_init(struct uring *u)
+{
+	struct io_uring_params p = {0};
+	char *sq, *cq;
+
+	u->fd = syscall(SYS_io_uring_setup, 8, &p);
+	if (u->fd < 0)
+		die("io_uring_setup");
+	sq = mmap(NULL, p.sq_off.array + p.sq_entries * sizeof(unsigned), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_POPULATE, u->fd, IORING_OFF_SQ_RING);
+	cq = mmap(NULL, p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe),
+		  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, u->fd, IORING_OFF_CQ_RING);
+	u->sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_POPULATE, u->fd, IORING_OFF_SQES);
+	if (sq == MAP_FAILED || cq == MAP_FAILED || u->sqes == MAP_FAILED)
+		die("io_uring mmap");
+	u->sq_tail = (void *)(sq + p.sq_off.tail);
+	u->sq_mask = (void *)(sq + p.sq_off.ring_mask);
+	u->sq_array = (void *)(sq + p.sq_off.array);
+	u->cq_head = (void *)(cq + p.cq_off.head);
+	u->cq_tail = (void *)(cq + p.cq_off.tail);
+	u->cq_mask = (void *)(cq + p.cq_off.ring_mask);
+	u->cqes = (void *)(cq + p.cq_off.cqes);
+}
+
+static int uring_do(struct uring *u, int op, int fd, void *buf, unsigned len, int flags)
+{
+	unsigned tail = *u->sq_tail, idx = tail & *u->sq_mask, head;
+	struct io_uring_sqe *sqe = &u->sqes[idx];
+	int res;
+
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = op;
+	sqe->fd = fd;
+	sqe->addr = (uint64_t)(uintptr_t)buf;
+	sqe->len = len;
+	sqe->off = (uint64_t)-1;	/* current file position */
+	sqe->flags = flags;
+	u->sq_array[idx] = idx;
+	__atomic_store_n(u->sq_tail, tail + 1, __ATOMIC_RELEASE);
+	if (syscall(SYS_io_uring_enter, u->fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+		die("io_uring_enter");
+	head = *u->cq_head;
+	if (head == __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE)) {
+		errno = EAGAIN;
+		die("io_uring: no completion");
+	}
+	res = u->cqes[head & *u->cq_mask].res;
+	__atomic_store_n(u->cq_head, head + 1, __ATOMIC_RELEASE);
+	return res;
+}
+
+static void op_uring(const char *kind, long long n)
+{
+	static char buf[65536];
+	struct uring u;
+	int fd;
+
+	uring_init(&u);
+	if (!strcmp(kind, "r")) {
+		fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			die("open /dev/zero");
+		while (n > 0) {
+			unsigned want = n < (long long)sizeof(buf) ? n : sizeof(buf);
+			int r = uring_do(&u, IORING_OP_READ, fd, buf, want, 0);
+
+			if (r <= 0) {
+				errno = -r;
+				die("io_uring read");
+			}
+			n -= r;
+		}
+		return;
+	}
+	if (!strcmp(kind, "send")) {
+		struct tcp_conn t;
+
+		tcp_open(&t, 1);
+		for (long long i = 0; i < n; i++) {
+			int r = uring_do(&u, IORING_OP_SEND, t.cfd, "0123456789abcdef", 16, 0);
+
+			if (r != 16) {
+				errno = r < 0 ? -r : EIO;
+				die("io_uring send");
+			}
+			note(i + 1);
+		}
+		tcp_close(&t);
+		return;
+	}
+	fd = outfd();
+	for (long long i = 0; i < n; i++) {
+		int r = uring_do(&u, IORING_OP_WRITE, fd, "u", 1,
+				 !strcmp(kind, "aw") ? IOSQE_ASYNC : 0);
+
+		if (r != 1) {
+			errno = r < 0 ? -r : EIO;
+			die("io_uring write");
+		}
+		note(i + 1);
+	}
+}
+
+static void op_sendfile(const char *how, long long n)
+{
+	int mfd = memfd_create("oomp_work", 0), dfd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	int pfd[2];
+
+	if (mfd < 0 || dfd < 0 || ftruncate(mfd, 1 << 20))
+		die("memfd");
+	if (!strcmp(how, "splice") && pipe(pfd))
+		die("pipe");
+	while (n > 0) {
+		size_t want = n < 65536 ? n : 65536;
+		loff_t off = 0;
+		long r;
+
+		if (!strcmp(how, "sendfile")) {
+			r = sendfile(dfd, mfd, &off, want);
+		} else {
+			r = splice(mfd, &off, pfd[1], NULL, want, 0);
+			if (r > 0 && splice(pfd[0], NULL, dfd, NULL, r, 0) != r)
+				die("splice out");
+		}
+		if (r <= 0)
+			die(how);
+		n -= r;
+	}
+}
+
+/* ---- threads and processes ------------------------------------------ */
+
+static pthread_barrier_t bar;
+static long long race_n;
+
+static void *race_body(void *arg)
+{
+	pthread_barrier_wait(&bar);
+	op_writes("write", race_n);
+	return arg;
+}
+
+static void op_race(int t, long long n)
+{
+	pthread_t th[1024];
+
+	race_n = n;
+	outfd();	/* opened once, before the threads race to it */
+	if (t < 1 || t > 1024 || pthread_barrier_init(&bar, NULL, t))
+		die("race");
+	for (int i = 0; i < t; i++) {
+		errno = pthread_create(&th[i], NULL, race_body, NULL);
+		if (errno)
+			die("pthread_create");
+	}
+	for (int i = 0; i < t; i++)
+		pthread_join(th[i], NULL);
+}
+
+static volatile int mt_started;
+static long long mt_n;
+static volatile int mt_writer;
+
+/* mt threads spin-wait for mt_writer to turn non-negative */
+static void *mt_entry(void *arg)
+{
+	int me = (int)(long)arg;
+
+	__atomic_add_fetch(&mt_started, 1, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&mt_writer, __ATOMIC_SEQ_CST) < 0)
+		usleep(1000);
+	if (me == mt_writer) {
+		progress_set(P_A, syscall(SYS_gettid));
+		op_writes("write", mt_n);
+	}
+	for (;;)
+		pause();
 	return NULL;
 }
 
-static void exec_self(void)
+static void op_mt(int t, int k, long long n)
 {
-	char path[PATH_MAX], **argv;
-	ssize_t len = readlink("/proc/self/exe", path, sizeof(path) - 1);
-	int i, j = 0;
+	pthread_t th;
 
-	if (len < 0)
-		die("readlink");
-	path[len] = 0;
-	argv = calloc(saved_argc + 3, sizeof(*argv));
-	if (!argv)
+	mt_n = n;
+	mt_writer = -1;
+	outfd();
+	for (int i = 1; i < t; i++) {
+		errno = pthread_create(&th, NULL, mt_entry, (void *)(long)i);
+		if (errno)
+			die("pthread_create");
+	}
+	while (__atomic_load_n(&mt_started, __ATOMIC_SEQ_CST) < t - 1)
+		sched_yield();
+	progress_set(P_STATE, S_SLEEPING);
+	__atomic_store_n(&mt_writer, k < 0 ? 1 : k, __ATOMIC_SEQ_CST);
+	if (k < 0)
+		pthread_exit(NULL);	/* the leader becomes a zombie; the group lives */
+	mt_entry((void *)0L);
+}
+
+static void op_fork_writes(int use_vfork, long long n)
+{
+	pid_t pid;
+	int st;
+
+	pid = use_vfork ? vfork() : fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		/* vfork: only raw syscalls here, then _exit */
+		int fd = syscall(SYS_open, "/dev/null", O_WRONLY);
+
+		for (long long i = 0; i < n; i++)
+			if (syscall(SYS_write, fd, "c", 1) != 1)
+				_exit(3);
+		_exit(0);
+	}
+	progress_set(P_A, pid);
+	if (waitpid(pid, &st, 0) != pid)
+		die("waitpid");
+	progress_set(P_B, st);
+}
+
+static void op_burst(long long n, long long m, int sleep_after)
+{
+	long long started = 0, reaped = 0, killed = 0, other = 0;
+	int st;
+
+	while (reaped < n) {
+		while (started < n && (sleep_after || started - reaped < 64)) {
+			pid_t pid = fork();
+
+			if (pid < 0)
+				die("fork");
+			if (pid == 0) {
+				int fd = syscall(SYS_open, "/dev/null", O_WRONLY);
+
+				for (long long i = 0; i < m; i++)
+					syscall(SYS_write, fd, "b", 1);
+				if (sleep_after)
+					for (;;)
+						pause();
+				_exit(0);
+			}
+			started++;
+			progress_set(P_DONE, started);
+		}
+		if (sleep_after && !progress_get(P_CTL)) {
+			progress_set(P_STATE, S_WAITING);
+			while (!progress_get(P_CTL))
+				usleep(10000);
+			progress_set(P_STATE, S_RUNNING);
+		}
+		if (wait(&st) < 0)
+			die("wait");
+		reaped++;
+		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
+			killed++;
+		else
+			other++;
+		progress_set(P_A, killed);
+		progress_set(P_B, other);
+	}
+}
+
+/* ---- waiting -------------------------------------------------------- */
+
+/* SIGUSR1 is blocked from the start, so one sent early waits pending. */
+static void wait_usr1(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	while (sigwaitinfo(&set, NULL) != SIGUSR1)
+		;
+}
+
+static void op_follow(long long n)
+{
+	int fd = outfd();
+
+	progress_set(P_CTL, n);
+	for (;;) {
+		progress_set(P_STATE, S_RUNNING);
+		while (progress_get(P_DONE) < progress_get(P_CTL)) {
+			if (syscall(SYS_write, fd, "f", 1) != 1)
+				die("write");
+			progress_add(P_DONE, 1);
+			progress_add(P_TOTAL, 1);
+		}
+		progress_set(P_STATE, S_SLEEPING);
+		wait_usr1();
+	}
+}
+
+static void op_all(void)
+{
+	/* Every rule crossed, by a margin, for the non-target tests. */
+	op_writes("write", 150);
+	op_reads("read", 11LL << 20);
+	op_threads(150);
+	op_rand(150);
+	op_tcp(1500);
+	op_fds("open", 150);
+}
+
+static void op_exec(const char *path, char **rest, int nrest)
+{
+	char **nargv = calloc(opt_argc + nrest + 4, sizeof(*nargv)), img[16];
+	int j = 0;
+
+	if (!nargv)
 		die("calloc");
-	for (i = 0; i < saved_argc; i++)
-		argv[j++] = saved_argv[i];
-	argv[j++] = "--image";
-	argv[j++] = "1";
-	argv[j] = NULL;
-	/* exec the real path, not /proc/self/exe: comm comes from its name */
-	execv(path, argv);
+	nargv[j++] = (char *)path;
+	for (int k = 1; k < opt_argc; k++) {
+		if (!strcmp(opt_argv[k], "--image")) {
+			k++;	/* replaced below */
+			continue;
+		}
+		nargv[j++] = opt_argv[k];
+	}
+	snprintf(img, sizeof(img), "%d", image + 1);
+	nargv[j++] = "--image";
+	nargv[j++] = img;
+	for (int k = 0; k < nrest; k++)
+		nargv[j++] = rest[k];
+	/* the path as given, not /proc/self/exe: comm comes from its name */
+	execv(path, nargv);
 	die("execv");
+}
+
+/* ---- steps ---------------------------------------------------------- */
+
+static int run_steps(char **steps, int nsteps);
+
+struct thread_step {
+	const char *name;
+	char **steps;
+};
+
+static void *thread_step_body(void *arg)
+{
+	struct thread_step *ts = arg;
+
+	if (ts->name && prctl(PR_SET_NAME, ts->name, 0, 0, 0))
+		die("prctl thread");
+	run_steps(ts->steps, 1);
+	return NULL;
+}
+
+/* Run steps[0]; returns how many steps it consumed (thread runs two). */
+static int run_step(char **steps, int nsteps)
+{
+	char *s = steps[0], *v = strchr(s, ':'), name[32];
+	const char *arg = v ? v + 1 : "";
+	long long n = v ? num(arg) : 0;
+	size_t len = v ? (size_t)(v - s) : strlen(s);
+
+	if (len >= sizeof(name))
+		len = sizeof(name) - 1;
+	memcpy(name, s, len);
+	name[len] = 0;
+	progress_set(P_DONE, 0);
+	if (is_fd_op(name))
+		op_fds(name, n);
+	else if (!strcmp(name, "close"))
+		op_close();
+	else if (is_write_op(name))
+		op_writes(name, n);
+	else if (is_read_op(name))
+		op_reads(name, n);
+	else if (!strcmp(name, "threads"))
+		op_threads(n);
+	else if (!strcmp(name, "c3"))
+		op_clone3_threads(n);
+	else if (!strcmp(name, "c3fork"))
+		op_clone3_forks(n);
+	else if (!strcmp(name, "rand"))
+		op_rand(n);
+	else if (!strcmp(name, "tcp-send"))
+		op_tcp(n);
+	else if (!strcmp(name, "udp-send"))
+		op_udp(n);
+	else if (!strcmp(name, "uring-w") || !strcmp(name, "uring-aw") ||
+		 !strcmp(name, "uring-r") || !strcmp(name, "uring-send"))
+		op_uring(name + 6, n);
+	else if (!strcmp(name, "sendfile") || !strcmp(name, "splice"))
+		op_sendfile(name, n);
+	else if (!strcmp(name, "all"))
+		op_all();
+	else if (!strcmp(name, "forkw") || !strcmp(name, "vforkw"))
+		op_fork_writes(name[0] == 'v', n);
+	else if (!strcmp(name, "race")) {
+		char *w = strchr(arg, ':');
+
+		if (!w)
+			goto bad;
+		op_race(atoi(arg), num(w + 1));
+	} else if (!strcmp(name, "mt")) {
+		char *k = strchr(arg, ':'), *w = k ? strchr(k + 1, ':') : NULL;
+
+		if (!w)
+			goto bad;
+		op_mt(atoi(arg), atoi(k + 1), num(w + 1));
+	} else if (!strcmp(name, "burst")) {
+		char *m = strchr(arg, ':'), *z = m ? strchr(m + 1, ':') : NULL;
+
+		if (!z)
+			goto bad;
+		op_burst(num(arg), num(m + 1), atoi(z + 1));
+	} else if (!strcmp(name, "name")) {
+		if (prctl(PR_SET_NAME, arg, 0, 0, 0))
+			die("prctl");
+	} else if (!strcmp(name, "thread")) {
+		struct thread_step ts = { v ? arg : NULL, steps + 1 };
+		pthread_t th;
+
+		if (nsteps < 2)
+			goto bad;
+		errno = pthread_create(&th, NULL, thread_step_body, &ts);
+		if (errno)
+			die("pthread_create");
+		pthread_join(th, NULL);
+		return 2;
+	} else if (!strcmp(name, "exec")) {
+		op_exec(arg, steps + 1, nsteps - 1);
+	} else if (!strcmp(name, "gate")) {
+		int fd = v ? (int)n : 3;
+		char c;
+
+		progress_set(P_STATE, S_WAITING);
+		while (read(fd, &c, 1) > 0)
+			;
+		progress_set(P_STATE, S_RUNNING);
+	} else if (!strcmp(name, "sig")) {
+		progress_set(P_STATE, S_WAITING);
+		wait_usr1();
+		progress_set(P_STATE, S_RUNNING);
+	} else if (!strcmp(name, "follow")) {
+		op_follow(n);
+	} else if (!strcmp(name, "pause")) {
+		progress_set(P_STATE, S_SLEEPING);
+		for (;;)
+			pause();
+	} else if (!strcmp(name, "sleep")) {
+		struct timespec ts = { n / 1000, (n % 1000) * 1000000 };
+
+		nanosleep(&ts, NULL);
+	} else {
+		goto bad;
+	}
+	return 1;
+bad:
+	dprintf(2, "oomp_work: bad step %s (see the steps in oomp_work.c)\n", s);
+	exit(2);
+}
+
+static int run_steps(char **steps, int nsteps)
+{
+	int i = 0;
+
+	while (i < nsteps) {
+		int used = run_step(steps + i, nsteps - i);
+
+		i += used;
+		progress_add(P_STEPS, used);
+	}
+	return i;
 }
 
 static void usage(void)
 {
-	dprintf(2, "usage: oomp_work OP COUNT [-o OUT] [-i IN] [-p PROGRESS] "
-		"[-c CHUNK] [--total] [--then-sleep] [--exec-reset] "
-		"[--in-thread] [--rename NAME] [--via HOW] [--nodelay] "
-		"[--base N] [--stride N] [--concurrent] [--maxseg N] [--segs K] "
-		"[-q] [--timeout S]\n");
+	dprintf(2, "usage: oomp_work [-p PROGRESS] [-o OUT] [-i IN] [-c CHUNK] "
+		"[-t TIMEOUT_S] [--total] [--via HOW] [--nodelay] [--maxseg B] "
+		"[--segs K] [--base N] [--stride N] [--concurrent] [--rename NAME] "
+		"STEP...\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{ "progress", required_argument, NULL, 'p' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "in", required_argument, NULL, 'i' },
-		{ "progress", required_argument, NULL, 'p' },
 		{ "chunk", required_argument, NULL, 'c' },
+		{ "timeout", required_argument, NULL, 't' },
 		{ "total", no_argument, NULL, 'T' },
-		{ "then-sleep", no_argument, NULL, 'S' },
-		{ "exec-reset", no_argument, NULL, 'E' },
-		{ "in-thread", no_argument, NULL, 'H' },
-		{ "rename", required_argument, NULL, 'R' },
 		{ "via", required_argument, NULL, 'v' },
 		{ "nodelay", no_argument, NULL, 'N' },
+		{ "maxseg", required_argument, NULL, 'M' },
+		{ "segs", required_argument, NULL, 'K' },
 		{ "base", required_argument, NULL, 'b' },
 		{ "stride", required_argument, NULL, 's' },
 		{ "concurrent", no_argument, NULL, 'C' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "image", required_argument, NULL, 'I' },
-		{ "maxseg", required_argument, NULL, 'M' },
-		{ "segs", required_argument, NULL, 'K' },
+		{ "rename", required_argument, NULL, 'R' },
+		{ "image", required_argument, NULL, 'I' },	/* set by exec */
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *prog_path = NULL;
+	unsigned timeout_s = 120;
+	sigset_t blocked;
 	struct rlimit rl;
 	int c;
 
-	saved_argc = argc;
-	saved_argv = argv;
-	while ((c = getopt_long(argc, argv, "o:i:p:c:qt:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:o:i:c:t:", opts, NULL)) != -1) {
 		switch (c) {
+		case 'p': prog_path = optarg; break;
 		case 'o': out_path = optarg; break;
 		case 'i': in_path = optarg; break;
-		case 'p': prog_path = optarg; break;
 		case 'c': chunk = atol(optarg); break;
+		case 't': timeout_s = atoi(optarg); break;
 		case 'T': opt_total = 1; break;
-		case 'S': opt_sleep = 1; break;
-		case 'E': opt_exec_reset = 1; break;
-		case 'H': opt_in_thread = 1; break;
-		case 'R': rename_to = optarg; break;
 		case 'v': via = optarg; break;
 		case 'N': opt_nodelay = 1; break;
+		case 'M': maxseg = atol(optarg); break;
+		case 'K': segs = atol(optarg); break;
 		case 'b': fd_base = atol(optarg); break;
 		case 's': fd_stride = atol(optarg); break;
 		case 'C': opt_concurrent = 1; break;
-		case 'q': opt_quiet = 1; break;
-		case 't': timeout_s = atoi(optarg); break;
+		case 'R': rename_to = optarg; break;
 		case 'I': image = atoi(optarg); break;
-		case 'M': maxseg = atol(optarg); break;
-		case 'K': segs = atol(optarg); break;
 		default: usage();
 		}
 	}
-	if (argc - optind != 2)
+	if (optind >= argc)
 		usage();
-	op_name = argv[optind];
-	count = atoll(argv[optind + 1]);
-	if (count < 0)
-		usage();
+	/* getopt has moved the options before the steps: exec passes them on */
+	opt_argv = argv;
+	opt_argc = optind;
 
 	/* Safety net: nothing a test starts outlives it for long. */
 	alarm(timeout_s);
@@ -779,28 +1340,13 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	map_progress();
-
-	if (opt_in_thread) {
-		pthread_t t;
-
-		errno = pthread_create(&t, NULL, op_thread, NULL);
-		if (errno)
-			die("pthread_create");
-		pthread_join(t, NULL);
-	} else {
-		run_op(op_name, count);
-	}
-	if (opt_exec_reset && image == 0)
-		exec_self();
-
-	prog[P_STATE] = S_FINISHED;
-	if (opt_sleep) {
-		prog[P_STATE] = S_SLEEPING;
-		for (;;)
-			pause();
-	}
-	if (!opt_quiet)
-		printf("done %s %lld\n", op_name, count);
+	/* SIGUSR1 is for sig and follow: blocked, it waits pending, never kills */
+	sigemptyset(&blocked);
+	sigaddset(&blocked, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &blocked, NULL);
+	if (prog_path && progress_map(prog_path, image))
+		die("progress");
+	run_steps(argv + optind, argc - optind);
+	progress_set(P_STATE, S_FINISHED);
 	return 0;
 }
