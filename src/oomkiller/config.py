@@ -25,7 +25,8 @@ DEFAULT_PATH = "/etc/oomkiller.conf"
 ENV_VAR = "OOMKILLER_CONFIG"
 
 # Options that take a value, checked later by the CLI's argument types.
-VALUE_KEYS = ("min-used", "name", *(r.option for r in RULES), "interval", "capacity", "attach")
+VALUE_KEYS = ("min-used", "name", *(r.option for r in RULES), "interval", "capacity", "attach",
+              "metrics-file", "metrics-listen")
 # Flags: `--KEY` is emitted when the value is true, nothing when false.
 BOOL_KEYS = ("dry-run", "json")
 # `verbose = N`: -v given N times (0-3), or a boolean (true = 1).

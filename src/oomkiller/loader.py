@@ -26,6 +26,7 @@ from oomkiller.generation import (AttachFailed, Generation, LoadFailed, SetupErr
 from oomkiller.journald import JournalSender
 from oomkiller.livestats import LiveStats, LossWatch
 from oomkiller.messages import Messages, fileno
+from oomkiller.metrics import Exporter
 from oomkiller.probe import KernelProbe
 from oomkiller.settings import Settings
 
@@ -105,6 +106,7 @@ class Killer:
         self.msg = Messages(err, settings.verbose)
         self.losses = LossWatch(settings.capacity, self.warn, self.say)
         self.notify = sdnotify.Notifier()  # systemd's, under Type=notify; else silent
+        self.metrics = Exporter(None, None)  # setup() opens the one the settings ask for
 
     # -- messages ----------------------------------------------------------
 
@@ -139,6 +141,7 @@ class Killer:
             self.gen.close()
             self.gen = None
         self.notify.close()
+        self.metrics.close()
 
     @property
     def generation(self) -> int:
@@ -161,6 +164,11 @@ class Killer:
         finally:
             probe.close()
         self.plan = plan
+        self.metrics = Exporter(self.s.metrics_file, self.s.metrics_listen)
+        if self.notify.watchdog_interval and self.s.interval >= 2 * self.notify.watchdog_interval:
+            self.warn(f"--interval {self.s.interval:g} is not shorter than the unit's WatchdogSec "
+                      f"({2 * self.notify.watchdog_interval:g}s): systemd will restart oomkiller; "
+                      "raise WatchdogSec= (systemctl edit oomkiller)")
         self._start_io()
         self.tick(first=True)
         self.publish()
@@ -223,9 +231,11 @@ class Killer:
             self.warn(f"--capacity {new.capacity} needs a restart (the process map is "
                       f"kept across reloads): keeping {self.s.capacity}")
             new.capacity = self.s.capacity
-        if new.attach != self.s.attach:
-            self.warn(f"--attach {new.attach} needs a restart: keeping the families in use")
-            new.attach = self.s.attach
+        for what in ("attach", "metrics_listen"):
+            if getattr(new, what) != getattr(self.s, what):
+                self.warn(f"--{what.replace('_', '-')} {getattr(new, what)} needs a restart: "
+                          f"keeping {getattr(self.s, what)}")
+                setattr(new, what, getattr(self.s, what))
         assert self.gen is not None and self.source is not None
         self.log.verbose = new.verbose
         try:
@@ -245,6 +255,8 @@ class Killer:
             return
         # The new generation is live; the old one does nothing from here on.
         old, self.gen, self.s = self.gen, nxt, new
+        self.metrics.carry(old.recursion_misses_by_program())
+        self.metrics.path = new.metrics_file
         self.msg.verbose = new.verbose
         old.close()
         self.losses.programs_replaced()
@@ -272,6 +284,7 @@ class Killer:
         else:
             self.notify.tick(describe.status_line(self))  # the watchdog hears only a tick that swept
         self.losses.check(self.stats, self.gen.recursion_misses())
+        self.metrics.update(self, self.warn)
 
     def poll(self) -> None:
         """Print events and sample memory every interval until asked to stop."""

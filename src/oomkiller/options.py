@@ -25,7 +25,9 @@ from oomkiller.sizes import parse_size
 MAX_INTERVAL = 3600.0
 MAX_CAPACITY = 1 << 24  # a preallocated hash of oomk_proc: 16M entries is already ~2 GiB
 
-USAGE = "oomkiller [options]\n       oomkiller status [--json]   (what the running killer watches)"
+USAGE = ("oomkiller [options]\n"
+         "       oomkiller status [--json]   (what the running killer watches)\n"
+         "       oomkiller check [options]   (the settings as oomkiller would read them)")
 
 DESCRIPTION = """\
 Kill, with SIGKILL sent from BPF, every process whose name contains SUBSTR and
@@ -85,6 +87,23 @@ def interval(text: str) -> float:
     return value
 
 
+def metrics_file(text: str) -> str:
+    if not text or "\0" in text:
+        raise argparse.ArgumentTypeError("name a file")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(text))):
+        raise argparse.ArgumentTypeError(f"no directory for {text!r}: create it first")
+    return text
+
+
+def metrics_listen(text: str) -> str:
+    from oomkiller.metrics import parse_listen  # http.server only when asked for
+    try:
+        parse_listen(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def capacity(text: str) -> int:
     value = _count(text)
     if value > MAX_CAPACITY:
@@ -117,7 +136,7 @@ def build_parser() -> Parser:
     a("--min-used", type=size_any, default=1 << 30, metavar="SIZE",
       help="RAM in use (total - free) that opens the gate (1G)")
     a("--name", type=target_name, default="oomp", metavar="SUBSTR",
-      help="target: process name contains SUBSTR, 1-15 bytes (oomp)")
+      help="target: name contains SUBSTR, 1-15 bytes (oomp)")
     for rule in RULES:
         a(f"--{rule.option}", type=off_or(size_positive if rule.unit == "bytes" else _count),
           default=rule.default, metavar=rule.metavar, help=rule.help)
@@ -125,6 +144,10 @@ def build_parser() -> Parser:
       help="memory sampling period, up to 3600 (1)")
     a("--capacity", type=capacity, default=16384, metavar="N",
       help="processes tracked at once (16384)")
+    a("--metrics-file", type=metrics_file, default=None, metavar="PATH",
+      help="write Prometheus metrics there each tick (off)")
+    a("--metrics-listen", type=metrics_listen, default=None, metavar="ADDR",
+      help="serve /metrics on [HOST:]PORT, host 127.0.0.1 (off)")
     a("--dry-run", action="store_true", help="report would-be kills, kill nothing (off)")
     a("--json", action="store_true", help="print events as JSON, one per line (off)")
     a("--attach", choices=ATTACH_CHOICES, default="auto", metavar="FAMILY",
@@ -144,6 +167,7 @@ def parse_settings(argv: Optional[Sequence[str]] = None, exit_on_error: bool = T
     limits = [getattr(ns, rule.dest) for rule in RULES]
     return Settings(min_used=ns.min_used, name=ns.name, limits=limits, interval=ns.interval,
                     capacity=ns.capacity, dry_run=ns.dry_run, json=ns.json, attach=ns.attach,
+                    metrics_file=ns.metrics_file, metrics_listen=ns.metrics_listen,
                     verbose=ns.verbose)
 
 

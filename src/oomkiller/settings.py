@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from oomkiller.rules import RULES, default_limits
 from oomkiller.sizes import format_size
@@ -24,6 +25,8 @@ class Settings:
     json: bool = False
     attach: str = "auto"
     verbose: int = 0
+    metrics_file: Optional[str] = None
+    metrics_listen: Optional[str] = None
 
     def policy_text(self) -> str:
         """The policy as the ready line shows it."""
