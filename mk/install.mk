@@ -58,6 +58,11 @@ install: oomkiller $(UNIT_SRC) $(CONF_SRC) $(MAN_SRC)
 		> $(DESTDIR)$(UNITDIR)/oomkiller.service.tmp
 	$(Q)grep -qx 'ExecStart=$(SBINDIR)/oomkiller' $(DESTDIR)$(UNITDIR)/oomkiller.service.tmp \
 		|| { echo "oomkiller: $(UNIT_SRC) has no ExecStart=$(UNIT_EXEC) line to rewrite" >&2; exit 1; }
+	$(Q)v=$$(systemctl --version 2>/dev/null | sed -n '1s/^systemd \([0-9]*\).*/\1/p'); \
+	if [ "$${v:-0}" -ge 253 ]; then \
+		sed -i -e 's/^Type=notify$$/Type=notify-reload/' -e '/^ExecReload=/d' \
+			$(DESTDIR)$(UNITDIR)/oomkiller.service.tmp; \
+	fi
 	$(Q)chmod 644 $(DESTDIR)$(UNITDIR)/oomkiller.service.tmp
 	$(Q)mv $(DESTDIR)$(UNITDIR)/oomkiller.service.tmp $(DESTDIR)$(UNITDIR)/oomkiller.service
 	$(call msg,INSTALL,$(DESTDIR)$(MAN8DIR)/oomkiller.8)

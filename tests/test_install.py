@@ -150,8 +150,9 @@ def test_unit_hardening():
     parser.optionxform = str  # keys are case-sensitive
     parser.read_string(UNIT.read_text())
     s = parser["Service"]
-    assert s["Type"] == "simple"
+    assert s["Type"] == "notify" and s["NotifyAccess"] == "main"
     assert s["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert s["WatchdogSec"] == "30s"
     assert s["Restart"] == "on-failure"
     assert set(s["CapabilityBoundingSet"].split()) == {"CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN"}
     for key in ("NoNewPrivileges", "ProtectHome", "PrivateTmp", "ProtectKernelModules",

@@ -1,11 +1,13 @@
 """Under systemd (JOURNAL_STREAM names our stream) every line has a priority
-prefix for the journal; elsewhere lines are plain (issue 5)."""
+prefix for the journal, and events go to journald's socket as structured
+entries when it takes them; elsewhere lines are plain (issues 5, 11)."""
 from __future__ import annotations
 
 import datetime
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import time
 
@@ -16,8 +18,8 @@ class Journaled:
     """./oomkiller with stdout and stderr on one pipe, as systemd connects
     both to one journal stream, and JOURNAL_STREAM set to that pipe (or not)."""
 
-    def __init__(self, *args: str, matching: bool = True):
-        self.args = [str(K.OOMKILLER), *args, *K.attach_args()]
+    def __init__(self, *args: str, matching: bool = True, prefix: tuple = ()):
+        self.args = [*prefix, str(K.OOMKILLER), *args, *K.attach_args()]
         self.matching = matching
         self.lines: list[str] = []
         self.proc = None
@@ -111,3 +113,54 @@ def test_no_prefix_when_the_stream_is_not_the_journal():
         assert res.killed
         line = j.read_until(lambda ln: f"pid={res.pid} " in ln, 10)
         assert line is not None and line[:1].isdigit(), line
+
+
+def parse_native(data: bytes) -> dict[str, bytes]:
+    """journald's reading of one native-protocol datagram."""
+    out, i = {}, 0
+    while i < len(data):
+        nl = data.index(b"\n", i)
+        line = data[i:nl]
+        if b"=" in line:
+            key, value = line.split(b"=", 1)
+            out[key.decode()], i = value, nl + 1
+        else:
+            size = int.from_bytes(data[nl + 1:nl + 9], "little")
+            out[line.decode()] = data[nl + 9:nl + 9 + size]
+            i = nl + 10 + size
+    return out
+
+
+def test_events_go_to_journald_as_structured_entries(tmp_path):
+    """A socket of ours stands at journald's path, in a mount namespace of the
+    killer's own (the real journald is the systemd guest lane's)."""
+    jdir = tmp_path / "journal"
+    jdir.mkdir()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(jdir / "socket"))
+    sock.settimeout(10)
+    script = ('mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/journal && '
+              f'mount --bind {jdir} /run/systemd/journal && exec "$@"')
+    try:
+        with Journaled("--min-used", "0", "--max-writes", "5",
+                       prefix=("unshare", "-m", "sh", "-c", script, "sh")) as j:
+            ready = j.read_until(lambda ln: "oomkiller: ready" in ln, K.READY_TIMEOUT)
+            assert ready is not None and ready.startswith("<6>"), j.lines
+            res = K.work("write", "5")
+            assert res.killed, res.describe()
+            entry = parse_native(sock.recv(65536))
+            assert entry["OOMKILLER_EVENT"] == b"kill", entry
+            assert entry["OBJECT_PID"] == str(res.pid).encode()
+            assert entry["OOMKILLER_RULE"] == b"writes"
+            assert entry["OOMKILLER_VALUE"] == b"5" and entry["OOMKILLER_LIMIT"] == b"5"
+            assert int(entry["OOMKILLER_MEM_USED"]) > 0
+            assert entry["OOMKILLER_COMM"] == b"oomp_work"
+            assert entry["PRIORITY"] == b"4"
+            assert entry["MESSAGE_ID"] == b"b0d2339a174243ada4e054b6a5aad0af"
+            assert entry["SYSLOG_IDENTIFIER"] == b"oomkiller"
+            assert entry["MESSAGE"].split()[1:3] == [b"kill", f"pid={res.pid}".encode()]
+        assert j.proc.returncode == 0
+        # The entry went to journald instead of the stream: no event line there.
+        assert not [ln for ln in j.lines if f"pid={res.pid} " in ln], j.lines
+    finally:
+        sock.close()
