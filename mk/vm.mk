@@ -52,11 +52,14 @@ VM_FAMILIES ?= fentry kprobe tracepoint auto
 # test on a loaded host), so the lane runs the tests that prove issue 9's
 # claims per family: the races (never left out, the exact 64-thread race
 # VM_RACE_ROUNDS times), socket writes, ia32 and the 32-bit seed, the seed,
-# the ready line's families, and every TCP send path. Everything else runs
-# on the host in `make test`. `make test-vm VM_PYTEST_ARGS='tests/test_e2e_*.py
+# the ready line's families, every TCP send path, and (issue 11) the BPF-kept
+# tracked count under the twin hooks and a rule switched off. Everything else
+# runs on the host in `make test`. `make test-vm VM_PYTEST_ARGS='tests/test_e2e_*.py
 # tests/test_rel_*.py'` runs more.
 VM_PYTEST_ARGS ?= tests/test_rel_races.py tests/test_e2e_sockets.py tests/test_e2e_ia32.py \
-	tests/test_e2e_seed.py tests/test_e2e_interface.py tests/test_e2e_tcp.py
+	tests/test_e2e_seed.py tests/test_e2e_interface.py tests/test_e2e_tcp.py \
+	tests/test_ops_metrics.py::test_tracked_gauge_follows_the_process_map \
+	tests/test_ops_metrics.py::test_a_rule_switched_off_loads_none_of_its_programs
 # Tests to leave out of the guest set (pytest --deselect ...): none.
 VM_DESELECT ?=
 # Seconds per family before the guest gives up on it. It also bounds the
