@@ -14,7 +14,8 @@ import sys
 import traceback
 from typing import NoReturn, Optional, Sequence
 
-from oomkiller import abi, check, config, describe, instance, journal, status  # noqa: F401
+from oomkiller import (abi, check, config, describe, instance, journal,  # noqa: F401
+                       selftest, status)
 from oomkiller.messages import EXIT_OK, EXIT_USAGE, UsageError, fail
 from oomkiller.options import build_parser, parse_settings, settings_from  # noqa: F401
 from oomkiller.privileges import effective_caps, has_bpf_privileges
@@ -120,6 +121,8 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
         sys.exit(status.main(args[1:]))
     if args[:1] == ["check"]:
         sys.exit(check.main(args[1:]))
+    if args[:1] == ["selftest"]:
+        sys.exit(selftest.main(args[1:]))
     # First thing: a stop request at any point of setup means a clean exit 0.
     stopper = Stopper()
     reloader = Reloader()

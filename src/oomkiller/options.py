@@ -27,7 +27,8 @@ MAX_CAPACITY = 1 << 24  # a preallocated hash of oomk_proc: 16M entries is alrea
 
 USAGE = ("oomkiller [options]\n"
          "       oomkiller status [--json]   (what the running killer watches)\n"
-         "       oomkiller check [options]   (the settings as oomkiller would read them)")
+         "       oomkiller check [options]   (the settings as oomkiller would read them)\n"
+         "       oomkiller selftest          (prove every rule on this kernel)")
 
 DESCRIPTION = """\
 Kill, with SIGKILL sent from BPF, every process whose name contains SUBSTR and
