@@ -10,11 +10,9 @@ import os
 import random
 import select
 import signal
-import socket
 import statistics
 import struct
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -23,34 +21,11 @@ from harness import KIDS, Killer, die_with_parent, log, mem_used, read_line, wai
 from limits import LIMITS, READ_CHUNK, VICTIM_OP, crossing, MiB
 from paths import BUILD
 
+from oomkiller.selftest import Sink as TcpSink  # noqa: E402 (src/ is on the path now)
+
 # struct progress in victim.c: u64 slots
 STARTED, T_CROSS, T_FIRST, PHASE, LAST, GO = range(6)
 SURVIVED, ASLEEP = 2, 3      # phase values
-
-
-class TcpSink:
-    """A non-target that accepts and drains the tcp victim's connections."""
-
-    def __init__(self) -> None:
-        self.s = socket.socket()
-        self.s.bind(("127.0.0.1", 0))
-        self.s.listen(16)
-        self.port = self.s.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                c, _ = self.s.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._drain, args=(c,), daemon=True).start()
-
-    @staticmethod
-    def _drain(c: socket.socket) -> None:
-        with c:
-            while c.recv(65536):
-                pass
 
 
 class Victim:

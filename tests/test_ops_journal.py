@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import killer as K
+from native_journal import parse_native
 
 
 class Journaled:
@@ -113,22 +114,6 @@ def test_no_prefix_when_the_stream_is_not_the_journal():
         assert res.killed
         line = j.read_until(lambda ln: f"pid={res.pid} " in ln, 10)
         assert line is not None and line[:1].isdigit(), line
-
-
-def parse_native(data: bytes) -> dict[str, bytes]:
-    """journald's reading of one native-protocol datagram."""
-    out, i = {}, 0
-    while i < len(data):
-        nl = data.index(b"\n", i)
-        line = data[i:nl]
-        if b"=" in line:
-            key, value = line.split(b"=", 1)
-            out[key.decode()], i = value, nl + 1
-        else:
-            size = int.from_bytes(data[nl + 1:nl + 9], "little")
-            out[line.decode()] = data[nl + 9:nl + 9 + size]
-            i = nl + 10 + size
-    return out
 
 
 def test_events_go_to_journald_as_structured_entries(tmp_path):

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from oomkiller import journald, sdnotify  # noqa: E402
+from native_journal import parse_native  # noqa: E402
 
 
 def listener(path: Path) -> socket.socket:
@@ -80,23 +81,6 @@ def test_a_gone_socket_costs_nothing(tmp_path):
     n = sdnotify.Notifier({"NOTIFY_SOCKET": str(tmp_path / "nobody")})
     assert n.send("READY=1") is False
     n.ready("x")  # no exception
-
-
-def parse_native(data: bytes) -> dict[str, bytes]:
-    """journald's side of the native protocol."""
-    out, i = {}, 0
-    while i < len(data):
-        nl = data.index(b"\n", i)
-        line = data[i:nl]
-        if b"=" in line:
-            k, v = line.split(b"=", 1)
-            out[k.decode()], i = v, nl + 1
-        else:
-            (size,) = struct.unpack("<Q", data[nl + 1:nl + 9])
-            out[line.decode()] = data[nl + 9:nl + 9 + size]
-            assert data[nl + 9 + size:nl + 10 + size] == b"\n"
-            i = nl + 10 + size
-    return out
 
 
 EVENT = {"event": "kill", "pid": 4242, "tid": 4243, "comm": "oomp_x", "rule": "writes",

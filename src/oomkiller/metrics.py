@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import threading
 from typing import TYPE_CHECKING, Optional
 
@@ -93,8 +92,8 @@ def render(k: "Killer", skipped: dict[str, int]) -> str:
 
 def write_atomically(path: str, text: str) -> None:
     """A reader sees the old file or the new one, never a part (rename(2))."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".oomkiller-", suffix=".tmp", dir=directory)
+    tmp = os.path.join(os.path.dirname(path) or ".", f".oomkiller-{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
