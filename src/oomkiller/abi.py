@@ -1,8 +1,9 @@
 """bpf/oomkiller.h mirrored once as ctypes: structs, rule ids, event kinds, flags.
 
-The loader checks every size below against the object's BTF before loading,
-so a header change that isn't mirrored here fails loudly instead of
-corrupting settings or events.
+The loader checks every struct below against the object's BTF before loading,
+member by member (names and offsets) and by size (generation.py), so a header
+change that isn't mirrored here fails loudly instead of corrupting settings
+or events.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class OomkStats(Structure):
     ]
 
 
-# C struct name -> mirror, for the BTF size check.
+# C struct name -> mirror, for the BTF member-by-member check.
 SHARED_STRUCTS = {
     "oomk_config": OomkConfig,
     "oomk_proc": OomkProc,
