@@ -65,6 +65,8 @@ def overhead(args: argparse.Namespace, have_killer: bool, comm_off: Optional[int
     ]
     if have_killer:
         conds.append(("cd", Oomkiller(*HIGH), [("c", "benchsys"), ("d", "oomp_benchsys")]))
+        # The rand rule switched off: no uprobe, so rand() of a non-target is back to a.
+        conds.append(("e", Oomkiller(*HIGH, "--max-rand", "off"), [("e", "benchsys")]))
     if comm_off is not None:
         conds.append(("bt", Bpftrace(comm_off, high=True),
                       [("bt_nt", "benchsys"), ("bt_t", "oomp_benchsys")]))

@@ -14,6 +14,7 @@ from overhead import OPS
 KILLERS = ("reference", "oomkiller", "procpoller", "bpftrace")
 COLUMNS = [("a", "a: none"), ("b", "b: floor"), ("b1", "b1: floor, sys_exit only"),
            ("c", "c: killer, non-target"), ("d", "d: killer, target"),
+           ("e", "e: killer with --max-rand off, non-target"),
            ("bt_nt", "bpftrace, non-target"), ("bt_t", "bpftrace, target")]
 
 
@@ -66,6 +67,10 @@ def overhead_section(res: dict, L: list[str]) -> None:
         row = [fmt(oh[c].get(op)) for c, _ in cols]
         L.append(f"| {op} | " + " | ".join(row) + f" | {fmt(rr[op]['c'], 2)} |"
                  f" {fmt(rr[op]['d'], 2)} | {fmt(rr[op]['c/b1'], 2)} | {fmt(rr[op]['d/b1'], 2)} |")
+    if "e" in oh and "c" in oh:
+        L.append(f"\nrand() for a non-target: {fmt(oh['c'].get('rand'))} ns with the rand rule on, "
+                 f"{fmt(oh['e'].get('rand'))} ns with `--max-rand off`, "
+                 f"{fmt(oh.get('a', {}).get('rand'))} ns with nothing attached.")
     L.append("\nrand: the floor is an empty uprobe on libc rand, and the uprobe trap dominates. "
              "thread: create + join (~40 µs, noisy): its ratios are noise, not a measure.\n")
 
