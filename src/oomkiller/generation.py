@@ -309,6 +309,3 @@ class Generation:
         """Runs the kernel skipped, per attached program (bpf_prog_info)."""
         return {name: _libbpf.prog_recursion_misses(self.lib, fd)
                 for name, fd in self.prog_fds.items()}
-
-    def recursion_misses(self) -> int:
-        return sum(self.recursion_misses_by_program().values())

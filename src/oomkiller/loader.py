@@ -283,8 +283,9 @@ class Killer:
             self.warn(f"sweep failed: {e.strerror}")
         else:
             self.notify.tick(describe.status_line(self))  # the watchdog hears only a tick that swept
-        self.losses.check(self.stats, self.gen.recursion_misses())
-        self.metrics.update(self, self.warn)
+        misses = self.gen.recursion_misses_by_program()  # one bpf_prog_info read each
+        self.losses.check(self.stats, sum(misses.values()))
+        self.metrics.update(self, misses, self.warn)
 
     def poll(self) -> None:
         """Print events and sample memory every interval until asked to stop."""

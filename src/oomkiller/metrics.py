@@ -180,10 +180,10 @@ class Exporter:
         for name, n in skipped.items():
             self.skipped_before[name] = self.skipped_before.get(name, 0) + n
 
-    def update(self, k: "Killer", warn) -> None:
+    def update(self, k: "Killer", now: dict[str, int], warn) -> None:
+        """Render from k's stats and `now`, its programs' skipped runs."""
         if not self.active:
             return
-        now = k.gen.recursion_misses_by_program() if k.gen else {}
         skipped = {n: now.get(n, 0) + self.skipped_before.get(n, 0)
                    for n in set(now) | set(self.skipped_before)}
         self.text = render(k, skipped)
