@@ -331,9 +331,6 @@ static __always_inline bool claim_kill(struct oomk_proc *p)
 	return !(__sync_fetch_and_or(&p->state, OOMK_ST_KILLED) & OOMK_ST_KILLED);
 }
 
-/* The kernel refused the signal (the task is exiting, or the irq_work
- * bpf_send_signal needs is busy): the process stays condemned and not
- * killed, and the next checkpoint or sweep tries again. */
 /* One more of a total and of its rule's share (rule < OOMK_RULE_MAX). */
 static __always_inline void count_rule(__u64 *total, __u64 *per_rule, __u32 rule)
 {
@@ -342,6 +339,9 @@ static __always_inline void count_rule(__u64 *total, __u64 *per_rule, __u32 rule
 		__sync_fetch_and_add(&per_rule[rule], 1);
 }
 
+/* The kernel refused the signal (the task is exiting, or the irq_work
+ * bpf_send_signal needs is busy): the process stays condemned and not
+ * killed, and the next checkpoint or sweep tries again. */
 static __always_inline void kill_refused(struct oomk_proc *p, __u32 rule)
 {
 	__sync_fetch_and_and(&p->state, ~OOMK_ST_KILLED);
