@@ -9,7 +9,6 @@ It never writes to a map.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import json
 import os
