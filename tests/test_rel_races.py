@@ -18,7 +18,6 @@
 import os
 import signal
 
-import pytest
 
 import killer as K
 import rel_common as R
