@@ -7,6 +7,7 @@
 OUT=$1
 cd "$(dirname "$0")/.." || exit 1
 touch "$OUT/started"
-sh "$OUT/cmd" </dev/null >"$OUT/stdout" 2>"$OUT/stderr"
+# VM_OUT: where a test may leave what it saw (tests/systemd/ saves the journal).
+VM_OUT=$OUT sh "$OUT/cmd" </dev/null >"$OUT/stdout" 2>"$OUT/stderr"
 echo $? >"$OUT/rc.tmp"
 mv "$OUT/rc.tmp" "$OUT/rc"

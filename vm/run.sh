@@ -12,7 +12,8 @@
 #
 # Environment (set by mk/vm.mk): VNG, VM_CACHE, VM_MEMORY, VM_CPUS, KERNEL,
 # MODULES, VM_KERNEL (a vm/fetch-kernel.sh SPEC, default newest; KERNEL
-# wins), VM_TCG_THREAD (single or multi, default single), VM_TIMEOUT
+# wins), VM_TCG_THREAD (single or multi, default single), VM_SYSTEMD (1:
+# boot systemd as the guest's init, vng --systemd; default 0), VM_TIMEOUT
 # (seconds, default 1800), VM_OUT (results folder, default a fresh one
 # under build/vm-out).
 set -eu
@@ -64,6 +65,18 @@ single | multi) ;;
 esac
 ACCEL="tcg,thread=${VM_TCG_THREAD:-single}"
 
+# VM_SYSTEMD=1: systemd is PID 1 (vng --systemd). vng then runs the guest
+# command from serial-getty@ttyS0 once systemd reaches its login prompts,
+# with /etc, /usr and /var as tmpfs-backed overlays. The guest must not take
+# itself for a container: see vm/no-container-root.sh.
+SYSTEMD_OPT=
+WRAP=
+case ${VM_SYSTEMD:-0} in
+0) ;;
+1) SYSTEMD_OPT=--systemd; WRAP=$HERE/vm/no-container-root.sh ;;
+*) echo "vm: VM_SYSTEMD=$VM_SYSTEMD: want 0 or 1" >&2; exit 2 ;;
+esac
+
 vng_pid=
 cleanup() {
 	# timeout(1) leads its own process group: signal it and it passes the
@@ -74,7 +87,7 @@ trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
 
 t0=$(date +%s)
-timeout -k 10 "${VM_TIMEOUT:-1800}" "$VNG" -r "$VMLINUZ" \
+$WRAP timeout -k 10 "${VM_TIMEOUT:-1800}" "$VNG" -r "$VMLINUZ" $SYSTEMD_OPT \
 	--force-9p --disable-kvm --verbose \
 	--memory "${VM_MEMORY:-6G}" --cpus "${VM_CPUS:-2}" \
 	--overlay-rwdir "$HERE" --rwdir "$OUT" \
@@ -90,7 +103,8 @@ t2=$!
 
 # Watch the boot: a kernel that panics before init may leave QEMU idling
 # rather than exiting, so don't wait the whole VM_TIMEOUT for it.
-boot_limit=${VM_BOOT_TIMEOUT:-300}
+# systemd's boot under TCG took ~2 min.
+if [ -n "$SYSTEMD_OPT" ]; then boot_limit=${VM_BOOT_TIMEOUT:-600}; else boot_limit=${VM_BOOT_TIMEOUT:-300}; fi
 why=
 while kill -0 "$vng_pid" 2>/dev/null; do
 	# For the record: QEMU's command line, with our -accel in it.
