@@ -72,6 +72,14 @@ def test_watchdog_pings_at_half_the_timeout_and_only_for_us(tmp_path):
         n.tick("a", now=101.0)  # 1 s later: too soon
         n.tick("a", now=102.0)
         assert lines(s) == ["WATCHDOG=1"]
+        # A reload has the long timeout, and READY=1 after it gives ours back.
+        n.reloading()
+        got = lines(s)
+        assert got[0] == "RELOADING=1" and got[2] == f"WATCHDOG_USEC={sdnotify.RELOAD_WATCHDOG_USEC}"
+        n.ready("a")
+        assert lines(s) == ["READY=1", "STATUS=a", "WATCHDOG_USEC=4000000"]
+        n.ready("a")  # not after a reload: nothing to give back
+        assert lines(s) == ["READY=1", "STATUS=a"]
     assert sdnotify.watchdog_usec({"WATCHDOG_USEC": "5", "WATCHDOG_PID": "1"}) == 0
     assert sdnotify.watchdog_usec({"WATCHDOG_USEC": "5", "WATCHDOG_PID": str(os.getpid())}) == 5
     assert sdnotify.watchdog_usec({"WATCHDOG_USEC": "x"}) == 0

@@ -14,6 +14,13 @@ import socket
 import time
 from typing import Mapping, Optional
 
+# A reload loads and attaches a whole generation while no tick runs: ~1 s on
+# hardware, minutes for fentry under QEMU's TCG (seen in the systemd guest:
+# the watchdog killed the loader mid-reload). For the reload, the watchdog
+# gets this long instead (sd_notify(3) WATCHDOG_USEC=, systemd >= 236); a
+# reload that outlasts it is hung.
+RELOAD_WATCHDOG_USEC = 10 * 60 * 1_000_000
+
 
 def _address(value: str) -> Optional[str]:
     if value.startswith("@"):
@@ -51,6 +58,8 @@ class Notifier:
         usec = watchdog_usec(env) if self._addr is not None else 0
         # Ping at half the timeout, as sd_watchdog_enabled(3) advises.
         self.watchdog_interval = usec / 2e6 if usec else 0.0
+        self._watchdog_usec = usec
+        self._extended = False
         self._last_ping = 0.0
         self._status = ""
 
@@ -68,12 +77,22 @@ class Notifier:
             return False
 
     def ready(self, status: str) -> None:
+        """At the ready line, and after a reload (which gets the watchdog's
+        own timeout back: systemd re-arms it from now)."""
         self._status = status
-        self.send("READY=1", f"STATUS={status}")
+        lines = ["READY=1", f"STATUS={status}"]
+        if self._extended:
+            self._extended = False
+            lines.append(f"WATCHDOG_USEC={self._watchdog_usec}")
+        self.send(*lines)
 
     def reloading(self) -> None:
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-        self.send("RELOADING=1", f"MONOTONIC_USEC={usec}")
+        lines = ["RELOADING=1", f"MONOTONIC_USEC={usec}"]
+        if self._watchdog_usec and self._watchdog_usec < RELOAD_WATCHDOG_USEC:
+            self._extended = True
+            lines.append(f"WATCHDOG_USEC={RELOAD_WATCHDOG_USEC}")
+        self.send(*lines)
 
     def stopping(self) -> None:
         self.send("STOPPING=1")
