@@ -86,3 +86,5 @@ def test_no_file_is_all_defaults(tmp_path):
     res = check("--config", "/dev/null")
     assert res.returncode == 0, res.stderr
     assert all(where == "default" for _, where in rows(res.stdout).values())
+    got = rows(res.stdout)
+    assert got["metrics-file"] == ("off", "default") and got["metrics-listen"] == ("off", "default")

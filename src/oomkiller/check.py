@@ -36,6 +36,8 @@ def value_text(s: Settings, key: str) -> str:
         return "yes" if value else "no"
     if key == "interval":
         return f"{value:g}s"
+    if value is None:  # --metrics-file, --metrics-listen: not given
+        return "off"
     return str(value)
 
 
