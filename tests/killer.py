@@ -595,14 +595,16 @@ class Ballast:
     free their memory while a test relies on the gate staying open.
     """
 
-    def __init__(self, nbytes: int, ready_timeout: float = 60.0):
+    def __init__(self, nbytes: int, ready_timeout: float = 60.0, lifetime: int = 900):
         self.nbytes = max(int(nbytes), 1 * MiB)
         self.ready_timeout = ready_timeout
+        self.lifetime = lifetime  # seconds: it ends itself (SIGALRM) after this, whatever happens
         self.proc: Optional[subprocess.Popen] = None
 
     @classmethod
-    def opening(cls, gate: int, margin: int = int(1.5 * GiB), slack: int = 256 * MiB) -> "Ballast":
-        return cls(max(gate + margin + slack - mem_used(), gate + margin + slack))
+    def opening(cls, gate: int, margin: int = int(1.5 * GiB), slack: int = 256 * MiB,
+                **kw) -> "Ballast":
+        return cls(max(gate + margin + slack - mem_used(), gate + margin + slack), **kw)
 
     def __enter__(self) -> "Ballast":
         total = mem_total()
@@ -610,7 +612,7 @@ class Ballast:
             raise AssertionError(f"ballast of {self.nbytes} bytes would not fit in {total} bytes of RAM")
         path = PROGS / "ballast"
         assert "oomp" not in path.name
-        self.proc = subprocess.Popen([str(path), str(self.nbytes), "900"], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([str(path), str(self.nbytes), str(self.lifetime)], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             line = _read_line(self.proc.stdout.fileno(), self.ready_timeout)
