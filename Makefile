@@ -111,7 +111,7 @@ $(BUILD)/progs32/%: tests/progs/%.c | $(BUILD)/.deps32
 progs: $(PROGS) $(PROGS32)
 
 test: oomkiller progs
-	$(PYTHON) -m pytest -q tests $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -q tests --ignore=tests/systemd $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(BUILD) oomkiller oomkiller.tmp vmlinux.h
