@@ -14,11 +14,11 @@ import socket
 import time
 from typing import Mapping, Optional
 
-# A reload loads and attaches a whole generation while no tick runs: ~1 s on
-# hardware, minutes for fentry under QEMU's TCG (seen in the systemd guest:
-# the watchdog killed the loader mid-reload). For the reload, the watchdog
-# gets this long instead (sd_notify(3) WATCHDOG_USEC=, systemd >= 236); a
-# reload that outlasts it is hung.
+# A reload loads and attaches a whole generation while no tick runs (3 s in
+# the systemd guest under TCG; fentry loads there can take far longer, and a
+# loaded machine can be slow too): past WatchdogSec, systemd would kill the
+# loader mid-reload. For the reload, the watchdog gets this long instead
+# (sd_notify(3) WATCHDOG_USEC=, systemd >= 236); a reload that outlasts it is hung.
 RELOAD_WATCHDOG_USEC = 10 * 60 * 1_000_000
 
 
