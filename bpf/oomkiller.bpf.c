@@ -22,6 +22,14 @@ char LICENSE[] SEC("license") = "GPL";
 #define IPPROTO_TCP	6
 #define SOCK_STREAM	1
 #define PF_IO_WORKER	0x00000010
+#define S_IFMT		00170000
+#define S_IFSOCK	0140000
+#define EBADF		9
+#define EFAULT		14
+#define EINVAL		22
+#define ESPIPE		29
+#define EOVERFLOW	75
+#define EOPNOTSUPP	95
 
 const volatile struct oomk_config cfg = {};
 struct oomk_stats stats = {};
@@ -117,7 +125,8 @@ enum sys_kind { K_NONE = 0, K_WRITE, K_READ, K_FD, K_SYSINFO };
 	X(io_uring_setup, K_FD)	X(io_uring_enter, K_FD)			\
 	X(mq_open, K_FD)	X(open_tree, K_FD)			\
 	X(fsopen, K_FD)		X(fsmount, K_FD)	X(fspick, K_FD)	\
-	X(clone, K_FD)		X(clone3, K_FD)
+	X(clone, K_FD)		X(clone3, K_FD)		X(ioctl, K_FD)	\
+	X(seccomp, K_FD)	X(landlock_create_ruleset, K_FD)
 
 /* i386, for 32-bit processes (int $0x80, sysenter): tracepoint family. */
 #define FOR_EACH_SYSCALL32(X)						\
@@ -145,7 +154,8 @@ enum sys_kind { K_NONE = 0, K_WRITE, K_READ, K_FD, K_SYSINFO };
 	X(io_uring_setup, K_FD)	X(io_uring_enter, K_FD)			\
 	X(mq_open, K_FD)	X(open_tree, K_FD)			\
 	X(fsopen, K_FD)		X(fsmount, K_FD)	X(fspick, K_FD)	\
-	X(clone, K_FD)		X(clone3, K_FD)
+	X(clone, K_FD)		X(clone3, K_FD)		X(ioctl, K_FD)	\
+	X(seccomp, K_FD)	X(landlock_create_ruleset, K_FD)
 
 /* The ia32 entry points behind those (__ia32_SYM), for fexit/kretprobe: a
  * kernel that lacks one just doesn't check at that call in this family. */
@@ -165,7 +175,9 @@ enum sys_kind { K_NONE = 0, K_WRITE, K_READ, K_FD, K_SYSINFO };
 	X(sys_pipe, K_FD)		X(sys_pipe2, K_FD)		\
 	X(compat_sys_socketcall, K_FD)	X(sys_socket, K_FD)		\
 	X(sys_accept4, K_FD)		X(compat_sys_fcntl64, K_FD)	\
-	X(compat_sys_ia32_clone, K_FD)	X(sys_clone3, K_FD)
+	X(compat_sys_ia32_clone, K_FD)	X(sys_clone3, K_FD)		\
+	X(compat_sys_ioctl, K_FD)	X(sys_seccomp, K_FD)		\
+	X(sys_landlock_create_ruleset, K_FD)
 
 #define SYS_CLASS(name, kind) [__NR_##name] = kind,
 static const __u8 sys_class[SYS_NR_MAX] = {
@@ -235,9 +247,23 @@ static __always_inline bool comm_has_name(const char *comm)
 	return false;
 }
 
+/* A target: its thread-group leader's comm holds the name, and it is
+ * neither the killer itself nor the selftest that started it (a --name
+ * that matches the interpreter must not make the killer count its own
+ * event writes). */
+static __always_inline bool leader_is_target(struct task_struct *leader)
+{
+	__u32 tgid;
+
+	if (!comm_has_name(leader->comm))
+		return false;
+	tgid = leader->tgid;
+	return tgid != cfg.loader_tgid && tgid != cfg.exempt_tgid;
+}
+
 static __always_inline bool task_is_target(struct task_struct *t)
 {
-	return comm_has_name(t->group_leader->comm);
+	return leader_is_target(t->group_leader);
 }
 
 static __always_inline bool gate_open(void)
@@ -365,27 +391,38 @@ static __always_inline void killed(struct oomk_proc *p, __u32 tgid, __u32 tid, i
 	}
 }
 
-/* Kill current, in the hook that saw the crossing: the signal is pending
- * before the task returns to user space, so it runs no further insn. */
-static __always_inline void kill_current(struct oomk_proc *p, __u32 tgid, __u32 tid)
+/* The one way a SIGKILL leaves this object. `leader` is the process's
+ * thread-group leader; `self`: current is one of its threads, in the hook
+ * that saw the crossing, and bpf_send_signal() makes the signal pending
+ * before it returns to user space, so it runs no further insn. Else (the
+ * deferred sweep, a thread's exit) the kfunc signals it from outside.
+ * Checked here, at the moment of sending, whoever calls: the process the
+ * entry was made for (tgid and the leader's start_time: not a reused PID),
+ * and a target by name right now (an exec or a rename out of the name, or
+ * a policy reloaded meanwhile, means no kill). */
+static __always_inline void kill(struct oomk_proc *p, struct task_struct *leader,
+				 __u32 tgid, __u32 tid, bool self)
 {
-	if (claim_kill(p))
-		killed(p, tgid, tid, cfg.dry_run ? 0 : bpf_send_signal(SIGKILL));
+	int err = 0;
+
+	if (leader->tgid != tgid || leader->start_time != p->start_time ||
+	    !leader_is_target(leader) || !claim_kill(p))
+		return;
+	if (!cfg.dry_run)
+		err = self ? bpf_send_signal(SIGKILL) :
+			     bpf_send_signal_task(leader, SIGKILL, PIDTYPE_TGID, 0);
+	killed(p, tgid, tid, err);
 }
 
-/* Kill process tgid from outside its own running threads (the deferred
- * sweep, a thread's exit): kfuncs, so tracing and syscall programs only.
- * Same process (not a reused PID), and still a target by name. */
+/* Kill process tgid from outside its own running threads: kfuncs, so
+ * tracing and syscall programs only. */
 static __always_inline void kill_tgid(struct oomk_proc *p, __u32 tgid)
 {
 	struct task_struct *t = bpf_task_from_pid(tgid);
 
 	if (!t)
 		return;
-	if (t->tgid == tgid && t->start_time == p->start_time &&
-	    comm_has_name(t->comm) && claim_kill(p))
-		killed(p, tgid, 0, cfg.dry_run ? 0 :
-		       bpf_send_signal_task(t, SIGKILL, PIDTYPE_TGID, 0));
+	kill(p, t, tgid, 0, false);
 	bpf_task_release(t);
 }
 
@@ -412,11 +449,12 @@ static __always_inline bool kill_due(struct oomk_proc *p)
 	return p->condemned && !(p->state & OOMK_ST_KILLED) && gate_open();
 }
 
-/* A condemned process that is still running meets an open gate. */
+/* A condemned process that is still running meets an open gate: current,
+ * one of its threads, is in a hook. */
 static __always_inline void enforce(struct oomk_proc *p, __u32 tgid, __u32 tid)
 {
 	if (kill_due(p))
-		kill_current(p, tgid, tid);
+		kill(p, bpf_get_current_task_btf()->group_leader, tgid, tid, true);
 }
 
 static __always_inline void add_and_check(struct oomk_proc *p, __u32 tgid, __u32 tid,
@@ -516,15 +554,16 @@ static __always_inline struct oomk_proc *proc_get(struct task_struct *t, __u32 t
  * run; a kretprobe whose instance pool is full) delays a check and loses
  * no count; the thread's exit is its last checkpoint.
  *
- * syscw also counts write calls on sockets, which are the TCP rule's
- * business: sock_send_length (preemption off, never skipped by a
- * preempted run) counts them per thread, and they are subtracted.
+ * syscw also counts calls that are not writes (README): write calls on
+ * sockets, which are the TCP rule's business, and writev-family calls that
+ * never reached a write method. Each such call is marked once in `notw`
+ * (sock_send(), not_a_write()), and fold() takes them out.
  */
 struct oomk_thr {
 	__u64 start_time;	/* tells a reused tid apart */
-	__u64 sockw;		/* syscw calls that sent on a socket */
-	__u64 sock_mark;	/* syscw + 1 of the last call counted in sockw */
-	__u64 seen_w;		/* syscw - sockw already folded into the process */
+	__u64 notw;		/* syscw bumps that were not writes */
+	__u64 notw_mark;	/* the syscw value of the last call counted in notw */
+	__u64 seen_w;		/* syscw - notw already folded into the process */
 	__u64 seen_r;		/* rchar already folded */
 	__u64 tcp_seen[2];	/* TCP segments each sock_send_length twin saw */
 	__u64 tcp_folded;	/* the larger of the two, already folded */
@@ -532,8 +571,13 @@ struct oomk_thr {
 	__u32 _pad;
 };
 
+/* LRU: a record whose thread vanished unseen (both exit twins skipped)
+ * ages out instead of filling the map, and a full map makes room by
+ * dropping the least recently used record, never by refusing a target's
+ * thread. An evicted live thread is met again at its next checkpoint and
+ * counted from there; what it had not yet folded is the only loss. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 32768);	/* the loader sets 2 x --capacity */
 	__type(key, __u32);
 	__type(value, struct oomk_thr);
@@ -578,11 +622,11 @@ static __always_inline struct oomk_thr *thr_get(struct task_struct *t, __u32 tgi
 static __always_inline void fold(struct oomk_proc *p, struct oomk_thr *th, struct task_struct *t,
 				 __u32 tgid, __u32 tid)
 {
-	__u64 w = t->ioac.syscw, r = t->ioac.rchar, sockw = th->sockw, old;
+	__u64 w = t->ioac.syscw, r = t->ioac.rchar, notw = th->notw, old;
 
-	/* Inside a socket write sockw is ahead of syscw by one: no growth. */
-	if (w >= sockw) {
-		w -= sockw;
+	/* Inside a socket write notw is ahead of syscw by one: no growth. */
+	if (w >= notw) {
+		w -= notw;
 		old = th->seen_w;
 		if (w > old && __sync_val_compare_and_swap(&th->seen_w, old, w) == old)
 			add_and_check(p, tgid, tid, OOMK_RULE_WRITES, w - old);
@@ -606,15 +650,86 @@ static __always_inline void checkpoint(struct oomk_proc *p, struct task_struct *
 /* ---------------------------------------------------------------------
  * Syscall source: one body, three thin variants.
  */
+static __always_inline bool fd_is_socket(struct task_struct *t, long fd)
+{
+	struct files_struct *files = t->files;
+	struct fdtable *fdt;
+	struct file *f = NULL;
+
+	if (fd < 0 || !files)
+		return false;
+	fdt = files->fdt;
+	if ((unsigned long)fd >= fdt->max_fds)
+		return false;
+	if (bpf_probe_read_kernel(&f, sizeof(f), (void *)((__u64)fdt->fd + fd * sizeof(f))) || !f)
+		return false;
+	return (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) == S_IFSOCK;
+}
+
+/* At the exit of a write-family call: is its syscw bump not a write?
+ * Measured on 6.18: writev, pwritev and pwritev2 bump syscw whatever
+ * happens (fs/read_write.c, do_writev and do_pwritev), but for a negative
+ * position, which fails first; so their EBADF, EFAULT, EINVAL, ESPIPE,
+ * EOPNOTSUPP and EOVERFLOW (the checks before the file's write method),
+ * and a zero-length call, which never calls it, are taken out. write,
+ * pwrite64 and sendfile bump it only once past those checks. On a socket,
+ * none is a write: a send that reached sock_sendmsg() was marked in
+ * sock_send(); a zero-length writev or an empty sendfile never got there.
+ * Marked once per call (notw_mark, as sock_send() does), and only while
+ * syscw holds a bump not yet taken out or folded, so that a call whose
+ * bump is already behind a thread's first-sight baseline takes out nothing. */
+static __always_inline void not_a_write(struct oomk_thr *th, struct task_struct *t, long ret)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	bool compat = in_compat_syscall(t), vec, notw;
+	__u64 w = t->ioac.syscw, nr;
+	long fd, pos;
+
+	if (!regs || th->notw_mark == w || th->seen_w + th->notw >= w)
+		return;
+	nr = regs->orig_ax;
+	fd = compat ? (int)regs->bx : (int)regs->di;
+	if (compat) {
+		vec = nr == NR32_writev || nr == NR32_pwritev || nr == NR32_pwritev2;
+		pos = (long)(((__u64)(__u32)regs->di << 32) | (__u32)regs->si);
+		if ((nr == NR32_pwritev && pos < 0) || (nr == NR32_pwritev2 && pos < -1))
+			return;		/* EINVAL, no bump */
+		if (!vec && nr != NR32_write && nr != NR32_pwrite64 &&
+		    nr != NR32_sendfile && nr != NR32_sendfile64)
+			return;
+	} else {
+		vec = nr == __NR_writev || nr == __NR_pwritev || nr == __NR_pwritev2;
+		pos = (long)regs->r10;
+		if ((nr == __NR_pwritev && pos < 0) || (nr == __NR_pwritev2 && pos < -1))
+			return;
+		if (!vec && nr != __NR_write && nr != __NR_pwrite64 && nr != __NR_sendfile)
+			return;
+	}
+	if (vec)
+		notw = ret == 0 || ret == -EBADF || ret == -EFAULT || ret == -EINVAL ||
+		       ret == -ESPIPE || ret == -EOPNOTSUPP || ret == -EOVERFLOW ||
+		       fd_is_socket(t, fd);
+	else
+		notw = ret >= 0 && fd_is_socket(t, fd);
+	if (notw) {
+		th->notw_mark = w;
+		__sync_fetch_and_add(&th->notw, 1);
+	}
+}
+
+/* Every counted call is a checkpoint, whatever it returned: a write that
+ * reached the write method and failed (EAGAIN, EPIPE) moved syscw, and
+ * the 100th kills. In the tracepoint family every syscall exit of a target
+ * comes here (K_NONE too), so the fd level is checked however a descriptor
+ * was made (an ioctl, landlock, a new syscall). */
 static __always_inline int on_sys(__u32 kind, long ret)
 {
 	struct task_struct *t;
 	struct oomk_proc *p;
+	struct oomk_thr *th;
 	__u64 id;
 	__u32 tgid, tid;
 
-	if (ret < 0)
-		return 0;		/* failed calls count nothing */
 	t = bpf_get_current_task_btf();
 	if (!task_is_target(t))
 		return 0;
@@ -624,9 +739,16 @@ static __always_inline int on_sys(__u32 kind, long ret)
 	p = proc_get(t, tgid, tid);
 	if (!p)
 		return 0;
-	/* At a thread's first sight, count the call that brought us here. A
-	 * write on a socket never gets here first: sock_send_length saw it. */
-	checkpoint(p, t, tgid, tid, kind == K_WRITE, kind == K_READ ? ret : 0);
+	/* At a thread's first sight, count the call that brought us here if it
+	 * succeeded (a failed one may not have moved the counters). */
+	th = thr_get(t, tgid, tid, kind == K_WRITE && ret >= 0,
+		     kind == K_READ && ret > 0 ? ret : 0);
+	if (th) {
+		if (kind == K_WRITE || kind == K_READ)	/* K_READ: sendfile */
+			not_a_write(th, t, ret);
+		fold(p, th, t, tgid, tid);
+	}
+	fds_check(p, t, tgid, tid);
 	enforce(p, tgid, tid);
 	return 0;
 }
@@ -653,24 +775,32 @@ static __always_inline void mem_sample_user(struct sysinfo *uinfo)
 	mem_sample(si.totalram, si.freeram, si.mem_unit);
 }
 
-/* tracepoint family: a single tp_btf sys_exit serves syscalls and, at the
- * loader's own sysinfo() return, memory. One program on sys_exit costs
- * less per syscall than an enter/exit pair or per-syscall tracepoints. */
-SEC("tp_btf/sys_exit")
-int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
+static __always_inline __u32 sys_kind(__u64 nr)
 {
-	__u64 nr = regs->orig_ax;
-	__u32 kind;
-
 	if (nr >= SYS_NR_MAX)
-		return 0;
+		return K_NONE;
 	/* An ia32 call (int $0x80, even from a 64-bit process) has i386's
 	 * numbers: i386 20 is getpid, x86-64 20 writev. */
 	if (in_compat_syscall(bpf_get_current_task_btf()))
-		kind = sys_class32[nr];
-	else
-		kind = sys_class[nr];
-	if (kind == K_NONE || !live())
+		return sys_class32[nr];
+	return sys_class[nr];
+}
+
+/* tracepoint family: sys_exit serves syscalls and, at the loader's own
+ * sysinfo() return, memory. One program on sys_exit costs less per
+ * syscall than an enter/exit pair or per-syscall tracepoints. It is hooked
+ * twice, as the other unskippable hooks are (see "Hooks that must never be
+ * skipped" below): since 7.0 the tp_btf run is preemptible and skipped
+ * while another run of it is preempted on that CPU, and a burst of
+ * processes on 2 CPUs could make every call after its 100th inside that
+ * window. The checkpoint is idempotent (fold() moves marks by cmpxchg,
+ * not_a_write() marks a call once), so the second run finds it done. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
+{
+	__u32 kind = sys_kind(regs->orig_ax);
+
+	if (!live())
 		return 0;
 	if (kind == K_SYSINFO) {
 		if ((cfg.flags & OOMK_CF_MEM_TP) && ret == 0 &&
@@ -681,6 +811,16 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 	if (!(cfg.flags & OOMK_CF_SYS_TP))
 		return 0;
 	return on_sys(kind, ret);
+}
+
+SEC("tracepoint/raw_syscalls/sys_exit")
+int tp_sys_exit_tp(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 kind = sys_kind(ctx->id);
+
+	if (!live() || !(cfg.flags & OOMK_CF_SYS_TP) || kind == K_SYSINFO)
+		return 0;
+	return on_sys(kind, ctx->ret);
 }
 
 /* fentry family: fexit on each syscall's x64 entry point. */
@@ -820,9 +960,9 @@ static __always_inline void sock_send(struct sock *sk, int ret, int twin)
 	 * the twin finds it marked. */
 	regs = (struct pt_regs *)bpf_task_pt_regs(t);
 	mark = t->ioac.syscw + 1;
-	if (regs && th->sock_mark != mark && syscw_sends(regs->orig_ax, in_compat_syscall(t))) {
-		th->sock_mark = mark;
-		__sync_fetch_and_add(&th->sockw, 1);
+	if (regs && th->notw_mark != mark && syscw_sends(regs->orig_ax, in_compat_syscall(t))) {
+		th->notw_mark = mark;
+		__sync_fetch_and_add(&th->notw, 1);
 	}
 	if (ret > 0 && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
 	    BPF_CORE_READ(sk, sk_type) == SOCK_STREAM) {
@@ -855,14 +995,18 @@ int on_sock_send_tp(struct trace_event_raw_sock_msg_length *ctx)
  * exec'ing thread's counters now (it may be an old non-leader thread that
  * took over the leader's pid). A condemned process stays condemned (exec
  * is no way out). */
-static __always_inline void exec_checkpoint(struct task_struct *p)
+static __always_inline void exec_checkpoint(struct task_struct *p, __u32 old_pid)
 {
 	__u32 tgid = p->tgid;
 	struct oomk_proc *e;
 
 	if (!live())
 		return;
-	if (comm_has_name(p->comm))
+	/* A non-leader thread exec'd: it goes on as the leader (tid = tgid),
+	 * and its old tid is gone without an exit. */
+	if (old_pid != tgid)
+		bpf_map_delete_elem(&thrs, &old_pid);
+	if (task_is_target(p))
 		thr_set(p, tgid, tgid, p->ioac.syscw, p->ioac.rchar);
 	else if (bpf_map_lookup_elem(&thrs, &tgid))
 		bpf_map_delete_elem(&thrs, &tgid);
@@ -882,14 +1026,14 @@ static __always_inline void exec_checkpoint(struct task_struct *p)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	exec_checkpoint(p);
+	exec_checkpoint(p, old_pid);
 	return 0;
 }
 
 SEC("tracepoint/sched/sched_process_exec")
-int on_exec_tp(void *ctx)
+int on_exec_tp(struct trace_event_raw_sched_process_exec *ctx)
 {
-	exec_checkpoint(bpf_get_current_task_btf());
+	exec_checkpoint(bpf_get_current_task_btf(), ctx->old_pid);
 	return 0;
 }
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Everything the BPF program and the loader share. Fixed-width fields only:
- * the loader mirrors each struct once as a ctypes.Structure and checks its
- * size against the object's BTF before it loads anything.
+ * the loader mirrors each struct once as a ctypes.Structure and checks it,
+ * member by member, against the object's BTF before it loads anything.
  */
 #ifndef OOMKILLER_H
 #define OOMKILLER_H
@@ -46,7 +46,7 @@ struct oomk_config {
 	__u32 name_len;				/* 1..OOMK_NAME_MAX */
 	char name[OOMK_COMM_LEN];		/* target substring, NUL padded */
 	__u32 generation;			/* runs only while == active_gen */
-	__u32 _pad;
+	__u32 exempt_tgid;			/* never a target: selftest's own process (0: none) */
 };
 
 /* Value of the `procs` hash map, keyed by tgid (__u32). */

@@ -37,7 +37,7 @@ class OomkConfig(Structure):
         ("name_len", c_uint32),
         ("name", c_char * OOMK_COMM_LEN),
         ("generation", c_uint32),  # reload (issue 5): programs run while == active_gen
-        ("_pad", c_uint32),
+        ("exempt_tgid", c_uint32),  # never a target besides loader_tgid: selftest's process
     ]
 
 

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 
 from oomkiller import _libbpf, abi, families, rules
 from oomkiller._libbpf import BpfLink, BpfMap, BpfObject
-from oomkiller.settings import Settings
+from oomkiller.settings import SELFTEST_PID_ENV, Settings
 
 # Maps the next generation shares with the running one on reload: counters,
 # per-thread records, events, the kprobe argument stash; and .bss (stats,
@@ -92,6 +92,13 @@ def layout_mismatch(cname: str, btf_layout: tuple[int, list[tuple[str, int]]],
         return (f"struct {cname} is {size} bytes in the BPF object but {sizeof(mirror)} "
                 "in oomkiller/abi.py")
     return None
+
+
+def exempt_tgid() -> int:
+    """The process besides ours that is never a target: selftest's, when it
+    started us (it names its pid in the environment). 0: none."""
+    text = os.environ.get(SELFTEST_PID_ENV, "")
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 1 << 32 else 0
 
 
 def iter_programs(lib: ctypes.CDLL, obj: BpfObject):
@@ -235,6 +242,7 @@ class Generation:
         for rule in range(abi.RULE_MAX):
             cfg.limits[rule] = self.s.limits[rule]
         cfg.loader_tgid = os.getpid()
+        cfg.exempt_tgid = exempt_tgid()
         cfg.dry_run = int(self.s.dry_run)
         cfg.flags = plan.flags
         cfg.name_len = len(name)

@@ -32,6 +32,7 @@ from oomkiller.messages import EXIT_FAILURE, EXIT_OK, Parser, fail
 from oomkiller.privileges import effective_caps, has_bpf_privileges
 from oomkiller.rules import RULES
 from oomkiller.selfwork import WORKLOAD
+from oomkiller.settings import SELFTEST_PID_ENV
 
 # Small limits, so that each row takes a moment.
 LIMITS = {"fds": 20, "writes": 20, "read-bytes": 256 * 1024, "threads": 20, "rand": 20,
@@ -57,6 +58,7 @@ class Killer:
         args = [f"--name={name}", "--min-used=0", "--config=/dev/null", "--json"]
         args += [f"--{r.option}={LIMITS[r.name]}" for r in RULES]
         env = dict(os.environ)
+        env[SELFTEST_PID_ENV] = str(os.getpid())  # never a target of its own killer
         if not zipfile.is_zipfile(sys.argv[0]):
             env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         self.proc = subprocess.Popen(killer_command() + args, stdin=subprocess.DEVNULL,

@@ -11,6 +11,10 @@ from oomkiller.sizes import format_size
 GIB = 1 << 30
 
 FAMILIES = ("fentry", "kprobe", "tracepoint")
+
+# `oomkiller selftest` names its own pid here for the killer it starts: that
+# process, like the killer's own, is never a target (cfg.exempt_tgid).
+SELFTEST_PID_ENV = "OOMKILLER_SELFTEST_PID"
 ATTACH_CHOICES = ("auto",) + FAMILIES
 
 
