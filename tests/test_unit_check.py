@@ -6,6 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 OOMKILLER = ROOT / "oomkiller"
 
@@ -59,6 +61,59 @@ def test_a_bad_value_exits_2_naming_its_line(tmp_path):
     assert res.returncode == 2
     assert res.stdout == ""
     assert res.stderr == f"oomkiller: {conf}:3: --max-rand: not a whole number: 'offf' (or off)\n"
+
+
+# Numbers as people write them (issue 17): ASCII digits, whole bytes, a limit
+# below rules.OFF, a plain-decimal interval of at least 10 ms.
+BAD_NUMBERS = [
+    ("max-fds = ５", "--max-fds: '５' is not plain ASCII (U+FF15): type the digits 0-9 (or off)"),
+    ("max-fds = 18446744073709551615",
+     "--max-fds: '18446744073709551615' is too large: at most 18446744073709551614 (or off)"),
+    ("min-used = 1.5", "--min-used: '1.5' is not a whole number of bytes: round it"),
+    ("max-read = 1.5B", "--max-read: '1.5B' is not a whole number of bytes: round it (or off)"),
+    ("interval = 1e-9", "--interval: '1e-9' is not a plain decimal number (such as 0.5 or 2)"),
+    ("interval = 0.005",
+     "--interval: must be at least 0.01 and at most 3600 seconds, got '0.005'"),
+    ("capacity = ５", "--capacity: '５' is not plain ASCII (U+FF15): type the digits 0-9"),
+]
+
+
+@pytest.mark.parametrize("line,message", BAD_NUMBERS)
+def test_a_bad_number_exits_2_naming_its_line(tmp_path, line, message):
+    conf = tmp_path / "n.conf"
+    conf.write_text(f"# numbers\n{line}\n", encoding="utf-8")
+    res = check("--config", str(conf))
+    assert (res.returncode, res.stdout) == (2, "")
+    assert res.stderr == f"oomkiller: {conf}:2: {message}\n"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--max-fds", "５"], "--max-fds: '５' is not plain ASCII (U+FF15)"),
+    (["--max-tcp-packets", "18446744073709551615"],
+     "--max-tcp-packets: '18446744073709551615' is too large"),
+    (["--min-used", "0.3K"], "--min-used: '0.3K' is not a whole number of bytes (307.2)"),
+    (["--interval", "1e-9"], "--interval: '1e-9' is not a plain decimal number"),
+    (["--interval", "0.009"], "--interval: must be at least 0.01"),
+])
+def test_a_bad_number_flag_exits_2_with_one_line(args, message):
+    res = check(*args)
+    assert (res.returncode, res.stdout) == (2, "")
+    assert res.stderr.startswith(f"oomkiller: {message}") and res.stderr.count("\n") == 1, \
+        res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_numbers_as_people_write_them_are_accepted(tmp_path):
+    conf = tmp_path / "ok.conf"
+    conf.write_text("max-fds = off\nmax-rand = 18446744073709551614\nmin-used = 1.5G\n"
+                    "interval = 0.01\n")
+    res = check("--config", str(conf))
+    assert res.returncode == 0, res.stderr
+    r = rows(res.stdout)
+    assert r["max-fds"] == ("off", f"{conf}:1")
+    assert r["max-rand"] == ("18446744073709551614", f"{conf}:2"), "one below OFF: still on"
+    assert r["min-used"] == ("1.5G", f"{conf}:3")
+    assert r["interval"] == ("0.01s", f"{conf}:4")
 
 
 def test_a_bad_line_exits_2_as_the_daemon_would(tmp_path):

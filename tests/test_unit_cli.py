@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from oomkiller import __version__, abi, cli, events, families, privileges, rules  # noqa: E402
 from oomkiller.settings import Settings  # noqa: E402
-from oomkiller.sizes import format_size, parse_size  # noqa: E402
+from oomkiller.sizes import format_size, parse_size, plain_decimal, whole_number  # noqa: E402
 
 K, M, G, T = 1 << 10, 1 << 20, 1 << 30, 1 << 40
 
@@ -26,22 +27,69 @@ K, M, G, T = 1 << 10, 1 << 20, 1 << 30, 1 << 40
     ("0", 0), ("1", 1), ("1024", 1024), ("512B", 512), ("512b", 512),
     ("1K", K), ("1k", K), ("1KiB", K), ("1kib", K), ("1KB", K),
     ("10M", 10 * M), ("10MiB", 10 * M), ("1G", G), ("1g", G), ("1.5G", 3 * G // 2),
-    ("2T", 2 * T), (".5K", 512), ("1.", 1), (" 4M ", 4 * M), ("1.0000001K", 1024),
+    ("2T", 2 * T), (".5K", 512), ("1.", 1), (" 4M ", 4 * M), ("1.50K", 1536),
+    ("0.25K", 256), ("1.0B", 1), ("007", 7), ("0" * 5000 + "1K", K), ("1." + "0" * 5000, 1),
+    ("18446744073709551615", (1 << 64) - 1), ("16777215.5T", 16777215 * T + T // 2),
 ])
 def test_parse_size(text, value):
     assert parse_size(text) == value
 
 
 @pytest.mark.parametrize("text", ["", "G", "1X", "1 G B", "-1", "-1G", "1e3", "0x10", "1GG",
-                                  "1.2.3K", "one", "nan", "1P"])
+                                  "1.2.3K", "one", "nan", "1P", "+1", "1_000", "inf", ".", "K1",
+                                  "５", "1５M", "1\u212a", "\u30001G"])
 def test_parse_size_rejects(text):
     with pytest.raises(ValueError):
         parse_size(text)
 
 
 def test_parse_size_rejects_beyond_u64():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="too large: at most 18446744073709551615 bytes"):
         parse_size("16777216T")
+    with pytest.raises(ValueError, match="too large"):
+        parse_size("18446744073709551616")
+    with pytest.raises(ValueError, match="too large"):
+        parse_size("9" * 5000)  # more digits than int() takes: refused as too large, not crashed
+
+
+@pytest.mark.parametrize("text,exact", [("1.5", ""), ("1.5B", ""), ("0.3K", " (307.2)"),
+                                        ("1.0000001K", " (1024.0001024)"), (".1", ""),
+                                        ("1." + "0" * 60 + "1G", "")])
+def test_parse_size_refuses_a_fraction_of_a_byte(text, exact):
+    """1.5 bytes once rounded down to 1 silently: a size is a whole number of bytes."""
+    with pytest.raises(ValueError) as e:
+        parse_size(text)
+    assert str(e.value) == f"is not a whole number of bytes{exact}: round it"
+
+
+def test_parse_size_names_a_non_ascii_character():
+    with pytest.raises(ValueError, match=r"not plain ASCII \(U\+FF15\)"):
+        parse_size("５G")
+
+
+@pytest.mark.parametrize("text,value", [("1", 1), ("007", 7), (" 42 ", 42),
+                                        ("18446744073709551615", (1 << 64) - 1)])
+def test_whole_number(text, value):
+    assert whole_number(text) == value
+
+
+@pytest.mark.parametrize("text", ["", " ", "５", "1５", "+5", "-5", "1_000", "1.0", "1e3", "0x10",
+                                  "٣", "\u30005", "18446744073709551616", "9" * 5000])
+def test_whole_number_rejects(text):
+    with pytest.raises(ValueError):
+        whole_number(text)
+
+
+@pytest.mark.parametrize("text", ["1", "0.5", ".5", "2.", "0.01", "3600"])
+def test_plain_decimal(text):
+    assert plain_decimal(text) == Decimal(text)
+
+
+@pytest.mark.parametrize("text", ["", ".", "1e-9", "1E3", "inf", "Infinity", "nan", "0x10",
+                                  "+1", "-1", "1_0", "２", "0.５", "1,5"])
+def test_plain_decimal_rejects(text):
+    with pytest.raises(ValueError):
+        plain_decimal(text)
 
 
 @pytest.mark.parametrize("value,text", [
@@ -102,8 +150,19 @@ def test_equals_form_and_zero_min_used():
     (["--interval", "nan"], "--interval"),
     (["--interval", "inf"], "--interval"),
     (["--interval", "3601"], "--interval"),
+    (["--interval", "1e-9"], "--interval"),
+    (["--interval", "0.0099"], "--interval"),
+    (["--interval", "0x10"], "--interval"),
+    (["--interval", "２"], "--interval"),
     (["--capacity", "0"], "--capacity"),
     (["--capacity", "999999999999"], "--capacity"),
+    (["--capacity", "５"], "--capacity"),
+    (["--max-fds", "５"], "--max-fds"),
+    (["--max-fds", "18446744073709551615"], "--max-fds"),
+    (["--max-rand", "+5"], "--max-rand"),
+    (["--min-used", "1.5"], "--min-used"),
+    (["--max-read", "0.3K"], "--max-read"),
+    (["--max-read", "18446744073709551615"], "--max-read"),
     (["--name", ""], "--name"),
     (["--name", "0123456789abcdef"], "--name"),
     (["--name", "ééééééééé"], "--name"),  # 9 characters, 18 bytes
@@ -121,6 +180,72 @@ def test_bad_arguments_exit_2_with_one_line(argv, what, capsys):
     assert err.endswith("\n") and err.count("\n") == 1, err
     assert err.startswith("oomkiller: ") and what in err
     assert "Traceback" not in err and "usage:" not in err
+
+
+def usage_error(argv, capsys) -> str:
+    """The one stderr line of a command line that must exit 2."""
+    with pytest.raises(SystemExit) as ei:
+        cli.parse_settings(argv)
+    assert ei.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("rule", rules.RULES, ids=lambda r: r.name)
+def test_a_limit_of_2_64_minus_1_is_too_large_not_off(rule, capsys):
+    """2^64-1 is rules.OFF: typed as a number it was silently `off`."""
+    err = usage_error([f"--{rule.option}", str(rules.OFF)], capsys)
+    unit = " bytes" if rule.unit == "bytes" else ""
+    assert err == (f"oomkiller: --{rule.option}: '{rules.OFF}' is too large: at most "
+                   f"{rules.OFF - 1}{unit} (or off): see oomkiller --help\n")
+
+
+def test_the_largest_limit_is_off_minus_1_and_off_is_still_off():
+    rule = rules.RULES[abi.RULE_FDS]
+    s = cli.parse_settings(["--max-fds", str(rules.OFF - 1), "--max-read", str(rules.OFF - 1)])
+    assert s.limits[abi.RULE_FDS] == s.limits[abi.RULE_READ_BYTES] == rules.OFF - 1
+    assert rule.format(s.limits[abi.RULE_FDS]) == str(rules.OFF - 1)
+    assert "fds" in rules.enabled(s.limits) and "read-bytes" in rules.enabled(s.limits)
+    s = cli.parse_settings(["--max-fds", "off", "--max-read", "OFF"])
+    assert s.limits[abi.RULE_FDS] == s.limits[abi.RULE_READ_BYTES] == rules.OFF
+    assert not {"fds", "read-bytes"} & rules.enabled(s.limits)
+
+
+def test_a_full_width_digit_is_refused_by_name(capsys):
+    """int() takes U+FF15 for 5; a terminal shows it as 5."""
+    err = usage_error(["--max-fds", "５"], capsys)
+    assert err == ("oomkiller: --max-fds: '５' is not plain ASCII (U+FF15): type the digits 0-9 "
+                   "(or off): see oomkiller --help\n")
+
+
+@pytest.mark.parametrize("text", ["1.5", "1.5B", "0.3K", "1.0000001K"])
+def test_a_fraction_of_a_byte_is_refused(text, capsys):
+    err = usage_error(["--min-used", text], capsys)
+    assert err.startswith(f"oomkiller: --min-used: '{text}' is not a whole number of bytes")
+    assert err.endswith(": round it: see oomkiller --help\n")
+
+
+def test_fractions_that_come_to_whole_bytes_are_fine():
+    s = cli.parse_settings(["--min-used", "1.5G", "--max-read", "0.5K"])
+    assert s.min_used == 3 * G // 2 and s.limits[abi.RULE_READ_BYTES] == 512
+
+
+@pytest.mark.parametrize("text,seconds", [("0.01", 0.01), ("0.5", 0.5), ("2", 2.0),
+                                          (".25", 0.25), ("3600", 3600.0), ("0.010", 0.01)])
+def test_interval_plain_decimals(text, seconds):
+    assert cli.parse_settings(["--interval", text]).interval == seconds
+
+
+@pytest.mark.parametrize("text,why", [
+    ("1e-9", "is not a plain decimal number"), ("1E3", "is not a plain decimal number"),
+    ("inf", "is not a plain decimal number"), ("nan", "is not a plain decimal number"),
+    ("0x10", "is not a plain decimal number"), ("+1", "is not a plain decimal number"),
+    ("２", "is not plain ASCII (U+FF12)"), ("0.0099", "must be at least 0.01"),
+    ("0.001", "must be at least 0.01"), ("3600.5", "at most 3600 seconds")])
+def test_interval_refuses(text, why, capsys):
+    err = usage_error(["--interval", text], capsys)
+    assert err.startswith("oomkiller: --interval: ") and why in err, err
 
 
 def test_main_turns_bad_arguments_into_exit_2(capsys):

@@ -12,10 +12,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from oomkiller import cli  # noqa: E402
+from oomkiller import cli, options  # noqa: E402
 from oomkiller.config import (DEFAULT_PATH, ENV_VAR, KEYS, Config, ConfigError,  # noqa: E402
                               argv_with_config, config_path, config_to_argv, load_config,
                               parse_config)
+from oomkiller.messages import UsageError  # noqa: E402
+from oomkiller.rules import OFF  # noqa: E402
 
 SAMPLE = ROOT / "dist" / "oomkiller.conf"
 
@@ -246,6 +248,9 @@ BAD_VALUES = [
     "max-threads = 0", "max-rand = x", "max-tcp-packets = 0", "interval = 0",
     "interval = -1", "interval = nan", "interval = 3601", "capacity = 0",
     "capacity = 99999999999", "attach = uprobe", "name = sixteen-bytes-xx",
+    "max-fds = ５", "max-fds = 18446744073709551615", "max-read = 18446744073709551615",
+    "min-used = 1.5", "min-used = 0.3K", "interval = 1e-9", "interval = 0.001",
+    "interval = inf", "capacity = ５",
 ]
 
 
@@ -256,6 +261,56 @@ def test_bad_values_exit_2_through_the_cli(tmp_path, capsys, line):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("oomkiller: ") and err.count("\n") == 1, err
+
+
+# The same values through options.settings_from(), as the daemon, SIGHUP and
+# `check` read the file: the message names PATH:LINE.
+NUMBERS = [
+    # (value line, the option's message after "--OPTION: ")
+    ("max-fds = ５", "'５' is not plain ASCII (U+FF15): type the digits 0-9 (or off)"),
+    ("max-rand = 18446744073709551615",
+     "'18446744073709551615' is too large: at most 18446744073709551614 (or off)"),
+    ("max-read = 18446744073709551615",
+     "'18446744073709551615' is too large: at most 18446744073709551614 bytes (or off)"),
+    ("min-used = 1.5", "'1.5' is not a whole number of bytes: round it"),
+    ("min-used = 0.3K", "'0.3K' is not a whole number of bytes (307.2): round it"),
+    ("interval = 1e-9", "'1e-9' is not a plain decimal number (such as 0.5 or 2)"),
+    ("interval = 0.0099", "must be at least 0.01 and at most 3600 seconds, got '0.0099'"),
+    ("capacity = ５", "'５' is not plain ASCII (U+FF15): type the digits 0-9"),
+]
+
+
+@pytest.mark.parametrize("line,message", NUMBERS)
+def test_bad_numbers_name_path_and_line(tmp_path, line, message):
+    path = write(tmp_path, "# numbers\nname = oomp\n" + line + "\n")
+    with pytest.raises(UsageError) as e:
+        options.settings_from(["--config", path])
+    option = "--" + line.split(" =")[0]
+    assert str(e.value) == f"{path}:3: {option}: {message}"
+
+
+def test_numbers_people_write_are_fine_in_the_file(tmp_path):
+    path = write(tmp_path, "max-fds = off\nmax-rand = 18446744073709551614\nmin-used = 1.5G\n"
+                 "max-read = 0.5K\ninterval = 0.01\ncapacity = 016\n")
+    s = options.settings_from(["--config", path])
+    assert s.limits[cli.abi.RULE_FDS] == OFF
+    assert s.limits[cli.abi.RULE_RAND] == OFF - 1
+    assert s.min_used == 3 << 29 and s.limits[cli.abi.RULE_READ_BYTES] == 512
+    assert s.interval == 0.01 and s.capacity == 16
+
+
+def test_a_bad_number_in_the_file_is_exit_2_with_path_line(tmp_path, monkeypatch, capsys):
+    """What `oomkiller` does with it: one line, exit 2, before it needs root."""
+    path = write(tmp_path, "max-fds = 18446744073709551615\n")
+    monkeypatch.setenv(ENV_VAR, path)
+    monkeypatch.setattr(cli, "run", lambda *a, **k: pytest.fail("started"))
+    with pytest.raises(SystemExit) as e:
+        cli.main([])
+    assert e.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (f"oomkiller: {path}:1: --max-fds: '18446744073709551615' is too large: "
+                   "at most 18446744073709551614 (or off)\n")
 
 
 # -- the shipped default config ----------------------------------------------

@@ -10,19 +10,27 @@ failure, 2 bad usage. Every failure a user can cause is one stderr line
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
+from decimal import Decimal
 from typing import Optional, Sequence
 
 from oomkiller import __version__, abi, config
 from oomkiller.messages import Parser, UsageError
-from oomkiller.rules import RULES, off_or
+from oomkiller.rules import OFF, RULES, off_or
 from oomkiller.settings import ATTACH_CHOICES, Settings
-from oomkiller.sizes import parse_size
+from oomkiller.sizes import (U64_MAX, NotAWholeNumber, parse_size, plain_decimal,
+                             whole_number)
 
 
-MAX_INTERVAL = 3600.0
+# Plain decimals (sizes.plain_decimal), compared exactly. Each tick is a
+# sysinfo() and a BPF_PROG_RUN sweep of up to --capacity entries: 100 a
+# second is more than memory pressure needs; a shorter period only burns CPU.
+MIN_INTERVAL = Decimal("0.01")
+MAX_INTERVAL = Decimal(3600)
+# OFF (2^64 - 1) means off: the largest limit is one less, so that a number
+# typed as a limit never turns a rule off.
+MAX_LIMIT = OFF - 1
 MAX_CAPACITY = 1 << 24  # a preallocated hash of oomk_proc: 16M entries is already ~2 GiB
 
 USAGE = ("oomkiller [options]\n"
@@ -38,7 +46,7 @@ that crosses a limit below that is condemned, and dies once use reaches it."""
 EPILOG = """\
 A limit is crossed when counter >= limit; the call that reaches it completes,
 nothing after it runs. Counters are per process and start again at exec; fds is
-a level, the others only grow. SIZE: bytes or K/M/G/T (powers of 1024), 1.5G.
+a level, the others only grow. SIZE: whole bytes or K/M/G/T (powers of 1024), 1.5G.
 Options override the config file (key = value, long option names); SIGHUP
 re-reads it and applies new limits at once.
 exit status: 0 stopped by SIGINT/SIGTERM, 1 environment or runtime failure
@@ -47,21 +55,21 @@ exit status: 0 stopped by SIGINT/SIGTERM, 1 environment or runtime failure
 
 # -- argument types: raise ArgumentTypeError so argparse names the option ----
 
-def _count(text: str) -> int:
+def _count(text: str, maximum: int = U64_MAX) -> int:
     try:
-        value = int(text.strip(), 10)
-    except ValueError:
+        value = whole_number(text, maximum)
+    except NotAWholeNumber:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} {e}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    if value > (1 << 64) - 1:
-        raise argparse.ArgumentTypeError(f"too large: {text!r}")
     return value
 
 
-def _size(text: str, minimum: int) -> int:
+def _size(text: str, minimum: int, maximum: int = U64_MAX) -> int:
     try:
-        value = parse_size(text)
+        value = parse_size(text, maximum)
     except ValueError as e:
         raise argparse.ArgumentTypeError(f"{text!r} {e}") from None
     if value < minimum:
@@ -73,19 +81,23 @@ def size_any(text: str) -> int:
     return _size(text, 0)
 
 
-def size_positive(text: str) -> int:
-    return _size(text, 1)
+def limit_count(text: str) -> int:
+    return _count(text, MAX_LIMIT)
+
+
+def limit_size(text: str) -> int:
+    return _size(text, 1, MAX_LIMIT)
 
 
 def interval(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not math.isfinite(value) or value <= 0 or value > MAX_INTERVAL:
+        seconds = plain_decimal(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} {e}") from None
+    if not MIN_INTERVAL <= seconds <= MAX_INTERVAL:
         raise argparse.ArgumentTypeError(
-            f"must be more than 0 and at most {MAX_INTERVAL:g} seconds, got {text!r}")
-    return value
+            f"must be at least {MIN_INTERVAL} and at most {MAX_INTERVAL} seconds, got {text!r}")
+    return float(seconds)
 
 
 def metrics_file(text: str) -> str:
@@ -106,10 +118,7 @@ def metrics_listen(text: str) -> str:
 
 
 def capacity(text: str) -> int:
-    value = _count(text)
-    if value > MAX_CAPACITY:
-        raise argparse.ArgumentTypeError(f"at most {MAX_CAPACITY}, got {text!r}")
-    return value
+    return _count(text, MAX_CAPACITY)
 
 
 def target_name(text: str) -> str:
@@ -139,10 +148,10 @@ def build_parser() -> Parser:
     a("--name", type=target_name, default="oomp", metavar="SUBSTR",
       help="target: name contains SUBSTR, 1-15 bytes (oomp)")
     for rule in RULES:
-        a(f"--{rule.option}", type=off_or(size_positive if rule.unit == "bytes" else _count),
+        a(f"--{rule.option}", type=off_or(limit_size if rule.unit == "bytes" else limit_count),
           default=rule.default, metavar=rule.metavar, help=rule.help)
     a("--interval", type=interval, default=1.0, metavar="SECONDS",
-      help="memory sampling period, up to 3600 (1)")
+      help="memory sampling period, 0.01 to 3600 (1)")
     a("--capacity", type=capacity, default=16384, metavar="N",
       help="processes tracked at once (16384)")
     a("--metrics-file", type=metrics_file, default=None, metavar="PATH",
