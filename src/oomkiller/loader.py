@@ -255,11 +255,12 @@ class Killer:
             return False
         # The new generation is live; the old one does nothing from here on.
         old, self.gen, self.s = self.gen, nxt, new
-        self.metrics.carry(old.recursion_misses_by_program())
+        skipped = old.recursion_misses_by_program()
+        self.metrics.carry(skipped)
         self.metrics.path = new.metrics_file
         self.msg.verbose = new.verbose
         old.close()
-        self.losses.programs_replaced()
+        self.losses.programs_replaced(skipped)
         self.live.map(self.gen)
         assert self.events is not None
         self.events.as_json = self.s.json
@@ -290,7 +291,7 @@ class Killer:
         else:
             self.notify.tick(describe.status_line(self))  # the watchdog hears only a tick that swept
         misses = self.gen.recursion_misses_by_program()  # one bpf_prog_info read each
-        self.losses.check(self.stats, sum(misses.values()))
+        self.losses.check(self.stats, misses)
         self.metrics.update(self, misses, self.warn)
 
     def poll(self) -> None:
