@@ -56,7 +56,9 @@ def test_sighup_lowers_a_limit_for_running_and_new_targets(tmp_path, monkeypatch
         res = K.work("write", "150")
         assert res.killed and res.done == 149, res.describe()
         assert k.wait_event(pid=res.pid, kind="kill", timeout=10)["limit"] == 150
-        assert "warning" not in k.stderr_text()
+        # None but the kernel's skipped runs, which a preemptible kernel may report any time.
+        assert not [ln for ln in k.stderr_lines if "warning" in ln and "the kernel skipped" not in ln], \
+            k.stderr_text()
 
 
 def test_sighup_with_a_bad_config_keeps_the_policy(tmp_path, monkeypatch):
