@@ -5,6 +5,7 @@ kill counted by rule through its HTTP API, and the shipped alert fires."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import urllib.parse
@@ -41,6 +42,28 @@ def series(text: str) -> dict[str, float]:
 
 def test_shipped_alert_rules_pass_promtool():
     res = subprocess.run(["promtool", "check", "rules", str(RULES_FILE)], capture_output=True,
+                         text=True, timeout=30)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_the_skipped_runs_alert_is_for_counting_programs(tmp_path):
+    # The shipped expression, run by promtool on made-up series: a counting
+    # program's skipped runs fire it, a memory sampler's (whose skip only
+    # delays a gate reading) and a program that skipped nothing don't.
+    rules = RULES_FILE.read_text()
+    m = re.search(r"- alert: OomkillerHookRunsSkipped\n\s+expr: (.+)\n", rules)
+    assert m, "no OomkillerHookRunsSkipped alert in " + str(RULES_FILE)
+    series = [("tp_sys_exit", "0 0 5 5 5"), ("fx_mem_si_meminfo", "0 0 9 9 9"),
+              ("on_exit", "0 0 0 0 0")]
+    test = tmp_path / "skipped.test.yml"
+    test.write_text(json.dumps({"evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": f'oomkiller_hook_runs_skipped_total{{program="{p}"}}',
+                          "values": v} for p, v in series],
+        "promql_expr_test": [{"expr": m.group(1), "eval_time": "3m",
+                              "exp_samples": [{"labels": '{program="tp_sys_exit"}', "value": 5}]}],
+    }]}))
+    res = subprocess.run(["promtool", "test", "rules", str(test)], capture_output=True,
                          text=True, timeout=30)
     assert res.returncode == 0, res.stdout + res.stderr
 

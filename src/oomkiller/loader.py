@@ -209,24 +209,24 @@ class Killer:
 
     # -- reload (SIGHUP) ------------------------------------------------------
 
-    def reload(self) -> None:
+    def reload(self) -> bool:
         """Load the next generation on the same maps, make it live with one
-        store to active_gen, then detach the old one (docs/DESIGN.md). On any
-        failure the old generation stays in force, untouched. systemd hears
-        RELOADING=1, then READY=1 either way."""
+        store to active_gen, detach the old one (docs/DESIGN.md), and tick.
+        On any failure the old generation stays in force, untouched, and
+        False is returned. systemd hears RELOADING=1, then READY=1 either way."""
         self.notify.reloading()
         try:
-            self._reload()
+            return self._reload()
         finally:
             self.notify.ready(describe.status_line(self))
 
-    def _reload(self) -> None:
+    def _reload(self) -> bool:
         assert self.reread is not None and self.plan is not None
         try:
             new = self.reread()
         except ReloadRefused as e:
             self.warn(f"cannot reload: {e}: keeping the current policy")
-            return
+            return False
         if new.capacity != self.s.capacity:
             self.warn(f"--capacity {new.capacity} needs a restart (the process map is "
                       f"kept across reloads): keeping {self.s.capacity}")
@@ -243,7 +243,7 @@ class Killer:
         except SetupError as e:
             self.log.verbose = self.s.verbose
             self.warn(f"cannot reload: {e}: keeping the current policy")
-            return
+            return False
         try:
             nxt.load_and_attach(self.plan, reuse=self.gen.shared_fds())
             nxt.activate()
@@ -252,20 +252,27 @@ class Killer:
             nxt.close()
             self.log.verbose = self.s.verbose
             self.warn(f"cannot reload: {what}: keeping the current policy")
-            return
+            return False
         # The new generation is live; the old one does nothing from here on.
         old, self.gen, self.s = self.gen, nxt, new
-        self.metrics.carry(old.recursion_misses_by_program())
+        skipped = old.recursion_misses_by_program()
+        self.metrics.carry(skipped)
         self.metrics.path = new.metrics_file
         self.msg.verbose = new.verbose
         old.close()
-        self.losses.programs_replaced()
+        self.losses.programs_replaced(skipped)
         self.live.map(self.gen)
         assert self.events is not None
         self.events.as_json = self.s.json
         if self.pins.active:
             self.publish()
         self.note(journal.INFO, f"reloaded: {self.s.policy_text()}")
+        # A tick now, not up to --interval later: if the new settings open
+        # the gate (a lower min-used), a target condemned behind the closed
+        # gate dies at this sweep (issue 17). It feeds the watchdog as any
+        # tick that swept does; poll() counts the next interval from here.
+        self.tick()
+        return True
 
     def tick(self, first: bool = False) -> None:
         """One memory sample: our sysinfo() feeds si_meminfo()/sys_exit in BPF,
@@ -284,7 +291,7 @@ class Killer:
         else:
             self.notify.tick(describe.status_line(self))  # the watchdog hears only a tick that swept
         misses = self.gen.recursion_misses_by_program()  # one bpf_prog_info read each
-        self.losses.check(self.stats, sum(misses.values()))
+        self.losses.check(self.stats, misses)
         self.metrics.update(self, misses, self.warn)
 
     def poll(self) -> None:
@@ -293,9 +300,8 @@ class Killer:
         while not self.stop_requested:
             if self.reload_requested:
                 self.reload_requested = False
-                if self.reread is not None:
-                    self.reload()
-                next_tick = min(next_tick, time.monotonic() + self.s.interval)
+                if self.reread is not None and self.reload():
+                    next_tick = time.monotonic() + self.s.interval  # the reload ticked
             interval = self.s.interval
             wait_ms = max(0, min(MAX_POLL_MS, int((next_tick - time.monotonic()) * 1000) + 1))
             self.events.poll(wait_ms)
