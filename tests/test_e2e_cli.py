@@ -10,6 +10,7 @@ import tempfile
 import pytest
 
 import killer as K
+from oomkiller.rules import OFF
 
 
 def run_cli(*args, timeout=60, **kw):
@@ -177,7 +178,7 @@ def test_the_largest_limits_load_and_still_count(gate_open_ballast):
     it once made the verifier track the sum through every bpf_loop iteration:
     --max-fds 2^30 took 648 s to load here. Now every rule at its largest
     loads within the usual ready timeout, and the other limits still hold."""
-    huge = str((1 << 64) - 1)
+    huge = str(OFF - 1)  # the largest limit: OFF itself means off
     with K.Killer("--max-fds", str(1 << 30), "--max-read", "16777215T", "--max-threads", huge,
                   "--max-rand", huge, "--max-tcp-packets", huge) as k:
         assert "fds=1073741824" in k.ready_line, k.ready_line
