@@ -275,9 +275,15 @@ static __always_inline bool gate_open(void)
  * Open descriptors: a level read from the fd table. Popcount of open_fds,
  * so dup2 to a high number counts once and the highest number is not the
  * count. Only run for targets, after a call that may have made an fd.
+ * A set bit can also be a slot reserved by a call still in progress
+ * (get_unused_fd_flags(); the file comes at fd_install(), when it ends: an
+ * open blocked on a FIFO, an io_uring open in a worker), so a popcount at
+ * the limit is checked again by counting the slots that hold a file: the
+ * limit is on descriptors open, as /proc/PID/fd lists them.
  */
 struct fd_walk {
 	__u64 open_fds;		/* kernel address of the bitmap */
+	__u64 files;		/* kernel address of the struct file * array */
 	__u32 words;		/* max_fds / 64 */
 	__u64 count;
 };
@@ -310,19 +316,66 @@ static long fd_chunk(__u32 i, struct fd_walk *w)
 	return 0;
 }
 
+/* One word of the bitmap: how many of its 64 slots hold a file (a slot
+ * with a file always has its bit set). Branchless per slot, (x | -x) >> 63
+ * is 1 for a pointer and 0 for NULL: a branch per slot would make the
+ * verifier walk 2^64 paths. */
+static long fd_installed(__u32 i, struct fd_walk *w)
+{
+	__u64 bits, f[FD_CHUNK];
+
+	if (i >= w->words ||
+	    bpf_probe_read_kernel(&bits, sizeof(bits), (void *)(w->open_fds + i * sizeof(bits))))
+		return 1;
+	if (!bits)
+		return 0;
+	for (int c = 0; c < 64 / FD_CHUNK; c++) {
+		if (bpf_probe_read_kernel(f, sizeof(f), (void *)(w->files +
+			((__u64)i * 64 + c * FD_CHUNK) * sizeof(f[0]))))
+			return 1;
+		for (int k = 0; k < FD_CHUNK; k++) {
+			__u64 neg = 0 - f[k];
+
+			/* hide that neg is -f[k], or clang makes it f[k] != 0 again */
+			asm volatile("" : "+r"(neg));
+			w->count += (f[k] | neg) >> 63;
+		}
+	}
+	return 0;
+}
+
+static __always_inline void fd_walk_init(struct fd_walk *w, struct fdtable *fdt)
+{
+	w->open_fds = (__u64)fdt->open_fds;
+	w->files = (__u64)fdt->fd;
+	w->words = fdt->max_fds / 64;
+}
+
+/* The bitmap's popcount: descriptors open plus slots reserved. */
 static __always_inline __u64 count_fds(struct task_struct *t)
 {
 	struct fd_walk w = {};
-	struct fdtable *fdt;
 	struct files_struct *files = t->files;
 
 	if (!files)
 		return 0;
-	fdt = files->fdt;
-	w.open_fds = (__u64)fdt->open_fds;
-	w.words = fdt->max_fds / 64;
+	fd_walk_init(&w, files->fdt);
 	/* sysctl fs.nr_open caps max_fds at 2^30: 2^24 words. */
 	bpf_loop((w.words + FD_CHUNK - 1) / FD_CHUNK, fd_chunk, &w, 0);
+	return w.count;
+}
+
+/* Descriptors open: the set slots that hold a file. A word at a time, so
+ * only when the popcount has reached the limit. */
+static __always_inline __u64 count_installed_fds(struct task_struct *t)
+{
+	struct fd_walk w = {};
+	struct files_struct *files = t->files;
+
+	if (!files)
+		return 0;
+	fd_walk_init(&w, files->fdt);
+	bpf_loop(w.words, fd_installed, &w, 0);
 	return w.count;
 }
 
@@ -485,6 +538,11 @@ static __always_inline void fds_check(struct oomk_proc *p, struct task_struct *t
 	 * bpf_loop iteration, and loading took seconds at --max-fds 1M and
 	 * minutes at 2^30. A level another thread stored meanwhile is a real
 	 * count of the same table too. */
+	n = *level;
+	if (n < cfg.limits[OOMK_RULE_FDS])
+		return;
+	/* Installed <= reserved: the popcount never hides a crossing. */
+	*level = count_installed_fds(t);
 	n = *level;
 	if (n >= cfg.limits[OOMK_RULE_FDS])
 		condemn(p, tgid, tid, OOMK_RULE_FDS, n);
@@ -813,12 +871,14 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 	return on_sys(kind, ret);
 }
 
+/* Loaded only as the sys source's twin (families.TWINNED: the tracepoint
+ * family, and fentry's, whose fexit runs are preemptible too). */
 SEC("tracepoint/raw_syscalls/sys_exit")
 int tp_sys_exit_tp(struct trace_event_raw_sys_exit *ctx)
 {
 	__u32 kind = sys_kind(ctx->id);
 
-	if (!live() || !(cfg.flags & OOMK_CF_SYS_TP) || kind == K_SYSINFO)
+	if (!live() || kind == K_SYSINFO)
 		return 0;
 	return on_sys(kind, ctx->ret);
 }

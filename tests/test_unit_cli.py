@@ -384,6 +384,7 @@ def test_policy_text():
 
 PROGS = [families.Prog(n, s) for n, s in [
     ("tp_sys_exit", "tp_btf/sys_exit"),
+    ("tp_sys_exit_tp", "tracepoint/raw_syscalls/sys_exit"),
     ("fx_sys_write", "fexit/__x64_sys_write"),
     ("fx_sys_pwritev2", "fexit/__x64_sys_pwritev2"),
     ("kp_sys_write", "kretprobe/__x64_sys_write"),
@@ -441,7 +442,7 @@ def test_this_machine_resolves_to_tracepoint():
     assert plan.families == {"mem": "tracepoint", "sys": "tracepoint", "tcp": "tracepoint"}
     assert plan.all_tracepoint
     assert plan.flags == abi.CF_SYS_TP | abi.CF_MEM_TP
-    assert sorted(plan.autoload) == sorted(["tp_sys_exit"] + ALWAYS)
+    assert sorted(plan.autoload) == sorted(["tp_sys_exit", "tp_sys_exit_tp"] + ALWAYS)
     assert any("trampolines" in n for n in plan.notes) and any("kprobes" in n for n in plan.notes)
 
 
@@ -451,7 +452,20 @@ def test_auto_prefers_the_cheapest_exact_family():
     # sys: the tracepoint (families.AUTO_ORDER says why).
     assert plan.families == {"mem": "fentry", "sys": "tracepoint", "tcp": "tracepoint"}
     assert plan.flags == abi.CF_SYS_TP
-    assert sorted(plan.autoload) == sorted(["tp_sys_exit", "fx_mem_si_meminfo"] + ALWAYS)
+    assert sorted(plan.autoload) == sorted(["tp_sys_exit", "tp_sys_exit_tp", "fx_mem_si_meminfo"]
+                                           + ALWAYS)
+
+
+def test_the_preemptible_families_load_the_classic_sys_exit_twin():
+    """fexit and (since 7.0) tp_btf runs are preemptible with a per-CPU
+    recursion guard: their families load the classic raw_syscalls/sys_exit
+    program too; kretprobes run with preemption off and don't."""
+    assert families.TWINNED == ("tracepoint", "fentry")
+    fentry = families.make_plan(PROGS, "fentry", FakeProbe())
+    assert "tp_sys_exit_tp" in fentry.autoload and "fx_sys_write" in fentry.autoload
+    assert "tp_sys_exit" not in fentry.autoload
+    kprobe = families.make_plan(PROGS, "kprobe", FakeProbe())
+    assert "tp_sys_exit_tp" not in kprobe.autoload and "kp_sys_write" in kprobe.autoload
 
 
 def test_missing_syscall_is_skipped_not_fatal():
