@@ -26,6 +26,8 @@ PROGS    := $(patsubst tests/progs/%.c,$(BUILD)/progs/%,$(wildcard tests/progs/*
 # The seed's programs once more as i386 binaries (gcc -m32): they must
 # behave exactly as the 64-bit ones (tests/test_e2e_seed.py).
 PROGS32  := $(patsubst tests/progs/%.c,$(BUILD)/progs32/%,$(wildcard tests/progs/oomp_test_*.c))
+# ...and oomp_notw: what is not a write is the same by i386's numbers.
+PROGS32  += $(BUILD)/progs32/oomp_notw
 
 ifeq ($(V),1)
 Q :=

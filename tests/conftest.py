@@ -35,6 +35,8 @@ SEED_PROGS = [
 # as build/progs/NAME), and the seed's once more in build/progs32.
 NEEDED_PROGS = sorted(p.stem for p in (K.ROOT / "tests" / "progs").glob("*.c"))
 PROGS32 = K.PROGS.parent / "progs32"
+# The 32-bit builds besides the seed's (Makefile, PROGS32).
+EXTRA32 = ["oomp_notw"]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -68,7 +70,8 @@ def e2e_session():
         if not os.access(K.OOMKILLER, os.X_OK):
             pytest.fail(f"{K.OOMKILLER} missing: run make")
         missing = [str(K.PROGS / p) for p in NEEDED_PROGS if not os.access(K.PROGS / p, os.X_OK)]
-        missing += [str(PROGS32 / p) for p in SEED_PROGS if not os.access(PROGS32 / p, os.X_OK)]
+        missing += [str(PROGS32 / p) for p in SEED_PROGS + EXTRA32
+                    if not os.access(PROGS32 / p, os.X_OK)]
         if missing:
             pytest.fail(f"workloads missing: {' '.join(missing)}: run make progs")
         yield

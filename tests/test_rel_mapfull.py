@@ -58,3 +58,26 @@ def test_map_full_never_crashes_and_keeps_enforcing(tmp_path):
         assert not [e for e in k.find_events(kind="kill") if e["pid"] in {p.pid for p in extras}]
         assert k.running()
     assert k.returncode == 0, k.stderr_text()
+
+
+def test_thread_records_do_not_leak_through_non_leader_execs():
+    """A thread that execs while not the leader loses its tid without an
+    exit; its record once stayed in the thread map for good, and with
+    --capacity 50 (100 thread records) 2000 such execs filled it, after
+    which new targets escaped writes, reads, threads and TCP unwarned.
+    5000 of them now, then every rule still kills a fresh target."""
+    with K.Killer(*R.OPEN, "--capacity", 50) as k:
+        with R.Rel("texec:5000", "pause") as p:
+            assert p.wait_state(K.S_SLEEPING, timeout=240), p.describe()
+            assert p.slot(K.P_IMAGE) == 5000, p.describe()
+            p.kill()
+        for op, count, rule in (("write", 150, "writes"), ("read", 11 * K.MiB, "read-bytes"),
+                                ("threads", 150, "threads"), ("rand", 150, "rand"),
+                                ("open", 150, "fds"),
+                                ("tcp-send", 1500, "tcp-packets")):
+            res = K.work(op, count)
+            assert res.killed, f"{rule} escaped after the execs: {res.describe()}"
+            ev = k.wait_event(pid=res.pid, kind="kill")
+            assert ev is not None and K.rule_key(ev["rule"]) == K.rule_key(rule), ev
+        assert k.status()["untracked_threads"] == 0, k.status()
+        assert not [ln for ln in k.stderr_lines if "not tracked" in ln], k.stderr_text()

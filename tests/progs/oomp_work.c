@@ -27,6 +27,9 @@
  *                --total: N including what the dynamic loader read
  *   threads:N    N pthreads, each joined before the next (--concurrent: all
  *                started, then joined); --rename X: each names itself X
+ *   fifo-open:N  N threads each open(IN, O_RDONLY) and keep it: on a FIFO
+ *                they block, each holding a reserved fd slot, until a writer
+ *                opens it (the next steps run meanwhile)
  *   c3:N         N threads by a raw clone3(CLONE_THREAD), one by one
  *   c3fork:N     N child processes by a raw clone3, each reaped
  *   rand:N       N calls of rand()
@@ -49,13 +52,18 @@
  *   mt:T:K:N     T threads (the leader is thread 0) all started; thread K does
  *                N writes (P_A = its tid), the others sleep; K = -1: the
  *                leader pthread_exit()s first and thread 1 writes
- *   burst:N:M:S  fork N children (64 alive at a time); each does M writes,
- *                then pause()s if S is 1 or exits 0 if S is 0. With S = 1 the
- *                parent waits (S_WAITING) until the test sets P_CTL before it
- *                reaps. P_DONE = started, P_A = killed by SIGKILL, P_B = others
+ *   burst:N:M:S[:OP]  fork N children (64 alive at a time); each does M
+ *                writes, then pause()s if S is 1 or exits 0 if S is 0. With
+ *                S = 1 the parent waits (S_WAITING) until the test sets P_CTL
+ *                before it reaps. P_DONE = started, P_A = killed by SIGKILL,
+ *                P_B = others. With OP (write, read or rand) all N are forked
+ *                first and start together: M writes, M bytes read from
+ *                /dev/zero (64 KiB at a time), or M rand() calls
  *   name:X       prctl(PR_SET_NAME, X) in the calling thread
  *   thread[:X]   a new thread (named X) runs the next step, and is joined
  *   exec:PATH    execv(PATH) with the options and the remaining steps
+ *   texec:N      N execs in a row, each by a new (non-leader) thread: execv of
+ *                this program's path with texec:N-1 and the remaining steps
  * Waiting (no counted syscall):
  *   gate[:FD]    block until fd FD (3) reaches EOF (a barrier many processes
  *                share: read(2) returning 0 counts nothing)
@@ -1024,22 +1032,56 @@ static void op_fork_writes(int use_vfork, long long n)
 	progress_set(P_B, st);
 }
 
-static void op_burst(long long n, long long m, int sleep_after)
+/* One burst child's work: op 0 writes, 1 reads bytes, 2 rand() calls. */
+static void burst_child(int op, long long m)
+{
+	static char buf[65536];
+	int fd = op == 1 ? syscall(SYS_open, "/dev/zero", O_RDONLY) :
+			   syscall(SYS_open, "/dev/null", O_WRONLY);
+
+	for (long long i = 0; i < m;) {
+		if (op == 1) {
+			long long left = m - i;
+			long r = syscall(SYS_read, fd, buf, left < (long long)sizeof(buf) ?
+					 left : (long long)sizeof(buf));
+
+			if (r <= 0)
+				_exit(3);
+			i += r;
+		} else if (op == 2) {
+			rand_sink += rand();
+			i++;
+		} else {
+			syscall(SYS_write, fd, "b", 1);
+			i++;
+		}
+	}
+}
+
+static void op_burst(long long n, long long m, int sleep_after, int op, int together)
 {
 	long long started = 0, reaped = 0, killed = 0, other = 0;
-	int st;
+	int st, go[2] = { -1, -1 };
 
+	/* Together: every child blocks on the pipe until all are forked and
+	 * the parent closes its end (read() returning 0 counts nothing). */
+	if (together && pipe(go))
+		die("pipe");
 	while (reaped < n) {
-		while (started < n && (sleep_after || started - reaped < 64)) {
+		while (started < n && (sleep_after || together || started - reaped < 64)) {
 			pid_t pid = fork();
 
 			if (pid < 0)
 				die("fork");
 			if (pid == 0) {
-				int fd = syscall(SYS_open, "/dev/null", O_WRONLY);
+				char c;
 
-				for (long long i = 0; i < m; i++)
-					syscall(SYS_write, fd, "b", 1);
+				if (together) {
+					close(go[1]);
+					while (read(go[0], &c, 1) > 0)
+						;
+				}
+				burst_child(op, m);
 				if (sleep_after)
 					for (;;)
 						pause();
@@ -1047,6 +1089,11 @@ static void op_burst(long long n, long long m, int sleep_after)
 			}
 			started++;
 			progress_set(P_DONE, started);
+		}
+		if (together && go[1] >= 0) {
+			close(go[1]);
+			close(go[0]);
+			go[1] = -1;
 		}
 		if (sleep_after && !progress_get(P_CTL)) {
 			progress_set(P_STATE, S_WAITING);
@@ -1063,6 +1110,27 @@ static void op_burst(long long n, long long m, int sleep_after)
 			other++;
 		progress_set(P_A, killed);
 		progress_set(P_B, other);
+	}
+}
+
+static void *fifo_open_body(void *arg)
+{
+	if (open(in_path, O_RDONLY) < 0)
+		die("open fifo");
+	for (;;)
+		pause();
+	return arg;
+}
+
+static void op_fifo_open(long long n)
+{
+	pthread_t th;
+
+	for (long long i = 0; i < n; i++) {
+		errno = pthread_create(&th, NULL, fifo_open_body, NULL);
+		if (errno)
+			die("pthread_create");
+		progress_set(P_DONE, i + 1);
 	}
 }
 
@@ -1133,6 +1201,39 @@ static void op_exec(const char *path, char **rest, int nrest)
 	die("execv");
 }
 
+struct texec {
+	char **steps;
+	int nsteps;
+};
+
+static void *texec_body(void *arg)
+{
+	struct texec *te = arg;
+
+	op_exec(opt_argv[0], te->steps, te->nsteps);
+	return NULL;
+}
+
+/* exec from a new thread, so the exec'ing thread is not the leader: its old
+ * tid disappears without an exit (issue 17: such records once leaked). */
+static void op_texec(long long n, char **rest, int nrest)
+{
+	char **steps = calloc(nrest + 1, sizeof(*steps)), next[32];
+	struct texec te = { steps, nrest + 1 };
+	pthread_t th;
+
+	if (!steps)
+		die("calloc");
+	snprintf(next, sizeof(next), "texec:%lld", n - 1);
+	steps[0] = next;
+	memcpy(steps + 1, rest, nrest * sizeof(*rest));
+	errno = pthread_create(&th, NULL, texec_body, &te);
+	if (errno)
+		die("pthread_create");
+	pthread_join(th, NULL);	/* never returns: the exec replaces us */
+	die("texec");
+}
+
 /* ---- steps ---------------------------------------------------------- */
 
 static int run_steps(char **steps, int nsteps);
@@ -1175,6 +1276,8 @@ static int run_step(char **steps, int nsteps)
 		op_reads(name, n);
 	else if (!strcmp(name, "threads"))
 		op_threads(n);
+	else if (!strcmp(name, "fifo-open"))
+		op_fifo_open(n);
 	else if (!strcmp(name, "c3"))
 		op_clone3_threads(n);
 	else if (!strcmp(name, "c3fork"))
@@ -1208,10 +1311,13 @@ static int run_step(char **steps, int nsteps)
 		op_mt(atoi(arg), atoi(k + 1), num(w + 1));
 	} else if (!strcmp(name, "burst")) {
 		char *m = strchr(arg, ':'), *z = m ? strchr(m + 1, ':') : NULL;
+		char *o = z ? strchr(z + 1, ':') : NULL;
+		int op = !o || !strcmp(o + 1, "write") ? 0 : !strcmp(o + 1, "read") ? 1 :
+			 !strcmp(o + 1, "rand") ? 2 : -1;
 
-		if (!z)
+		if (!z || op < 0)
 			goto bad;
-		op_burst(num(arg), num(m + 1), atoi(z + 1));
+		op_burst(num(arg), num(m + 1), atoi(z + 1), op, o != NULL);
 	} else if (!strcmp(name, "name")) {
 		if (prctl(PR_SET_NAME, arg, 0, 0, 0))
 			die("prctl");
@@ -1228,6 +1334,9 @@ static int run_step(char **steps, int nsteps)
 		return 2;
 	} else if (!strcmp(name, "exec")) {
 		op_exec(arg, steps + 1, nsteps - 1);
+	} else if (!strcmp(name, "texec")) {
+		if (n > 0)
+			op_texec(n, steps + 1, nsteps - 1);
 	} else if (!strcmp(name, "gate")) {
 		int fd = v ? (int)n : 3;
 		char c;
