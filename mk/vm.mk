@@ -47,6 +47,10 @@ VM_TCG_THREAD ?= single
 # Races in a row of the 64-thread exact write race (tests/test_rel_races.py),
 # one killer per family: 20 is issue 9's proof, and costs ~2 min a family.
 VM_RACE_ROUNDS ?= 20
+# Rounds of each burst (tests/test_e2e_burst.py: 60 targets over a limit
+# started together must all die, 60 under it all live), per rule, family and
+# kernel: 5 in CI; issue 17's proof is 20 (make test-vm VM_BURST_ROUNDS=20).
+VM_BURST_ROUNDS ?= 5
 # Families run by test-vm, in this order; auto last.
 VM_FAMILIES ?= fentry kprobe tracepoint auto
 # The per-family set: what pytest runs once per family and kernel in the
@@ -61,6 +65,7 @@ VM_FAMILIES ?= fentry kprobe tracepoint auto
 # tests/test_rel_*.py'` runs more.
 VM_PYTEST_ARGS ?= tests/test_rel_races.py tests/test_e2e_sockets.py tests/test_e2e_ia32.py \
 	tests/test_e2e_seed.py tests/test_e2e_interface.py tests/test_e2e_tcp.py \
+	tests/test_e2e_exactness.py tests/test_e2e_burst.py \
 	tests/test_ops_metrics.py::test_tracked_gauge_follows_the_process_map \
 	tests/test_ops_metrics.py::test_a_rule_switched_off_loads_none_of_its_programs
 # Tests to leave out of the guest set (pytest --deselect ...): none.
@@ -70,7 +75,7 @@ VM_DESELECT ?=
 # guests side by side) ends within ~77 min whatever happens.
 VM_FAMILY_TIMEOUT ?= 900
 export VM_PYTEST_ARGS VM_DESELECT VM_FAMILY_TIMEOUT VM_KERNELS VM_PARALLEL VM_KERNEL \
-	VM_TCG_THREAD VM_RACE_ROUNDS
+	VM_TCG_THREAD VM_RACE_ROUNDS VM_BURST_ROUNDS
 
 # busybox: virtme-ng builds its initramfs around a static one.
 

@@ -46,7 +46,7 @@ else
 fi
 set -f; nk=$(echo $kernels | wc -w); set +f
 say "kernels:$(printf ' %s' $kernels) (${VM_KERNELS:+VM_KERNELS='$VM_KERNELS', }${VM_PARALLEL:-2} at once);" \
-	"families: $*; race rounds ${VM_RACE_ROUNDS:-1}"
+	"families: $*; race rounds ${VM_RACE_ROUNDS:-1}, burst rounds ${VM_BURST_ROUNDS:-1}"
 
 # Run in a snapshot of the tree as built, not the live tree: on a shared
 # machine others rebuild ./oomkiller and edit src/ while the suite runs (seen:
@@ -64,6 +64,7 @@ mkdir -p "$TREE"
 q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 env="VM_PYTEST_ARGS=$(q "${VM_PYTEST_ARGS:-tests/test_e2e_*.py}") VM_FAMILY_TIMEOUT=$VM_FAMILY_TIMEOUT"
 env="$env OOMKILLER_RACE_ROUNDS=$(q "${VM_RACE_ROUNDS:-1}")"
+env="$env OOMKILLER_BURST_ROUNDS=$(q "${VM_BURST_ROUNDS:-1}")"
 env="$env OOMKILLER_TEST_READY_TIMEOUT=$(q "${VM_READY_TIMEOUT:-120}")"
 env="$env VM_DESELECT=$(q "${VM_DESELECT:-}")"
 env="$env OOMKILLER_TEST_STOP_TIMEOUT=$(q "${VM_STOP_TIMEOUT:-120}")"
