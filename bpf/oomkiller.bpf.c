@@ -731,44 +731,47 @@ static __always_inline bool fd_is_socket(struct task_struct *t, long fd)
  * EOPNOTSUPP and EOVERFLOW (the checks before the file's write method),
  * and a zero-length call, which never calls it, are taken out. write,
  * pwrite64 and sendfile bump it only once past those checks. On a socket,
- * none is a write: a send that reached sock_sendmsg() was marked in
- * sock_send(); a zero-length writev or an empty sendfile never got there.
+ * none is a write: a call that reached sock_sendmsg() was marked in
+ * sock_send(), and what never got there wrote nothing: a zero-length writev
+ * (above) or an empty sendfile, the one case that needs the fd table.
  * Marked once per call (notw_mark, as sock_send() does), and only while
  * syscw holds a bump not yet taken out or folded, so that a call whose
- * bump is already behind a thread's first-sight baseline takes out nothing. */
+ * bump is already behind a thread's first-sight baseline takes out nothing
+ * (and a read, which bumps nothing, stops there). */
 static __always_inline void not_a_write(struct oomk_thr *th, struct task_struct *t, long ret)
 {
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
-	bool compat = in_compat_syscall(t), vec, notw;
 	__u64 w = t->ioac.syscw, nr;
-	long fd, pos;
+	struct pt_regs *regs;
+	bool compat, vec, notw;
+	long pos;
 
-	if (!regs || th->notw_mark == w || th->seen_w + th->notw >= w)
+	if (th->notw_mark == w || th->seen_w + th->notw >= w)
+		return;
+	regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	if (!regs)
 		return;
 	nr = regs->orig_ax;
-	fd = compat ? (int)regs->bx : (int)regs->di;
+	compat = in_compat_syscall(t);
 	if (compat) {
 		vec = nr == NR32_writev || nr == NR32_pwritev || nr == NR32_pwritev2;
 		pos = (long)(((__u64)(__u32)regs->di << 32) | (__u32)regs->si);
 		if ((nr == NR32_pwritev && pos < 0) || (nr == NR32_pwritev2 && pos < -1))
 			return;		/* EINVAL, no bump */
-		if (!vec && nr != NR32_write && nr != NR32_pwrite64 &&
-		    nr != NR32_sendfile && nr != NR32_sendfile64)
+		if (!vec && nr != NR32_sendfile && nr != NR32_sendfile64)
 			return;
 	} else {
 		vec = nr == __NR_writev || nr == __NR_pwritev || nr == __NR_pwritev2;
 		pos = (long)regs->r10;
 		if ((nr == __NR_pwritev && pos < 0) || (nr == __NR_pwritev2 && pos < -1))
 			return;
-		if (!vec && nr != __NR_write && nr != __NR_pwrite64 && nr != __NR_sendfile)
+		if (!vec && nr != __NR_sendfile)
 			return;
 	}
 	if (vec)
 		notw = ret == 0 || ret == -EBADF || ret == -EFAULT || ret == -EINVAL ||
-		       ret == -ESPIPE || ret == -EOPNOTSUPP || ret == -EOVERFLOW ||
-		       fd_is_socket(t, fd);
+		       ret == -ESPIPE || ret == -EOPNOTSUPP || ret == -EOVERFLOW;
 	else
-		notw = ret >= 0 && fd_is_socket(t, fd);
+		notw = ret == 0 && fd_is_socket(t, compat ? (int)regs->bx : (int)regs->di);
 	if (notw) {
 		th->notw_mark = w;
 		__sync_fetch_and_add(&th->notw, 1);
@@ -799,12 +802,14 @@ static __always_inline int on_sys(__u32 kind, long ret)
 		return 0;
 	/* At a thread's first sight, count the call that brought us here if it
 	 * succeeded (a failed one may not have moved the counters). */
-	th = thr_get(t, tgid, tid, kind == K_WRITE && ret >= 0,
-		     kind == K_READ && ret > 0 ? ret : 0);
-	if (th) {
-		if (kind == K_WRITE || kind == K_READ)	/* K_READ: sendfile */
-			not_a_write(th, t, ret);
-		fold(p, th, t, tgid, tid);
+	if (kind != K_NONE) {	/* the others move neither syscw nor rchar */
+		th = thr_get(t, tgid, tid, kind == K_WRITE && ret >= 0,
+			     kind == K_READ && ret > 0 ? ret : 0);
+		if (th) {
+			if (kind == K_WRITE || kind == K_READ)	/* K_READ: sendfile */
+				not_a_write(th, t, ret);
+			fold(p, th, t, tgid, tid);
+		}
 	}
 	fds_check(p, t, tgid, tid);
 	enforce(p, tgid, tid);
@@ -846,9 +851,9 @@ static __always_inline __u32 sys_kind(__u64 nr)
 
 /* tracepoint family: sys_exit serves syscalls and, at the loader's own
  * sysinfo() return, memory. One program on sys_exit costs less per
- * syscall than an enter/exit pair or per-syscall tracepoints. It is hooked
- * twice, as the other unskippable hooks are (see "Hooks that must never be
- * skipped" below): since 7.0 the tp_btf run is preemptible and skipped
+ * syscall than an enter/exit pair or per-syscall tracepoints. Since 7.0 it
+ * is hooked twice, as the other unskippable hooks are (see "Hooks that must
+ * never be skipped" below): the tp_btf run is preemptible there and skipped
  * while another run of it is preempted on that CPU, and a burst of
  * processes on 2 CPUs could make every call after its 100th inside that
  * window. The checkpoint is idempotent (fold() moves marks by cmpxchg,
@@ -871,8 +876,9 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 	return on_sys(kind, ret);
 }
 
-/* Loaded only as the sys source's twin (families.TWINNED: the tracepoint
- * family, and fentry's, whose fexit runs are preemptible too). */
+/* Loaded only as the sys source's twin, where the family's own programs are
+ * preemptible (families.TP_SYS_EXIT_TWIN): fentry's, and the tracepoint
+ * family's since 7.0. */
 SEC("tracepoint/raw_syscalls/sys_exit")
 int tp_sys_exit_tp(struct trace_event_raw_sys_exit *ctx)
 {

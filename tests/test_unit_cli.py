@@ -408,8 +408,9 @@ ALWAYS = ["on_sock_send", "on_sock_send_tp", "on_exec", "on_exec_tp", "on_exit",
 
 
 class FakeProbe:
-    def __init__(self, fentry=True, kprobe=True, missing=(), files=None):
+    def __init__(self, fentry=True, kprobe=True, missing=(), files=None, tp_preempt=False):
         self.fentry, self.kprobe, self.missing = fentry, kprobe, set(missing)
+        self.tp_preempt = tp_preempt
         self.files = files or {}
         self.fentry_probes = 0
 
@@ -419,6 +420,9 @@ class FakeProbe:
 
     def kprobe_ok(self):
         return None if self.kprobe else "no kprobes"
+
+    def tp_btf_preemptible(self):
+        return self.tp_preempt
 
     def in_btf(self, func):
         return func not in self.missing
@@ -442,7 +446,7 @@ def test_this_machine_resolves_to_tracepoint():
     assert plan.families == {"mem": "tracepoint", "sys": "tracepoint", "tcp": "tracepoint"}
     assert plan.all_tracepoint
     assert plan.flags == abi.CF_SYS_TP | abi.CF_MEM_TP
-    assert sorted(plan.autoload) == sorted(["tp_sys_exit", "tp_sys_exit_tp"] + ALWAYS)
+    assert sorted(plan.autoload) == sorted(["tp_sys_exit"] + ALWAYS)
     assert any("trampolines" in n for n in plan.notes) and any("kprobes" in n for n in plan.notes)
 
 
@@ -452,20 +456,27 @@ def test_auto_prefers_the_cheapest_exact_family():
     # sys: the tracepoint (families.AUTO_ORDER says why).
     assert plan.families == {"mem": "fentry", "sys": "tracepoint", "tcp": "tracepoint"}
     assert plan.flags == abi.CF_SYS_TP
-    assert sorted(plan.autoload) == sorted(["tp_sys_exit", "tp_sys_exit_tp", "fx_mem_si_meminfo"]
-                                           + ALWAYS)
+    assert sorted(plan.autoload) == sorted(["tp_sys_exit", "fx_mem_si_meminfo"] + ALWAYS)
 
 
 def test_the_preemptible_families_load_the_classic_sys_exit_twin():
-    """fexit and (since 7.0) tp_btf runs are preemptible with a per-CPU
+    """fexit runs, and tp_btf runs since 7.0, are preemptible with a per-CPU
     recursion guard: their families load the classic raw_syscalls/sys_exit
-    program too; kretprobes run with preemption off and don't."""
-    assert families.TWINNED == ("tracepoint", "fentry")
-    fentry = families.make_plan(PROGS, "fentry", FakeProbe())
-    assert "tp_sys_exit_tp" in fentry.autoload and "fx_sys_write" in fentry.autoload
-    assert "tp_sys_exit" not in fentry.autoload
-    kprobe = families.make_plan(PROGS, "kprobe", FakeProbe())
-    assert "tp_sys_exit_tp" not in kprobe.autoload and "kp_sys_write" in kprobe.autoload
+    program too; a 6.x tp_btf runs with preemption off, and kretprobes
+    always do: those don't pay for it."""
+    for tp_preempt in (False, True):
+        fentry = families.make_plan(PROGS, "fentry", FakeProbe(tp_preempt=tp_preempt))
+        assert "tp_sys_exit_tp" in fentry.autoload and "fx_sys_write" in fentry.autoload
+        assert "tp_sys_exit" not in fentry.autoload
+        kprobe = families.make_plan(PROGS, "kprobe", FakeProbe(tp_preempt=tp_preempt))
+        assert "tp_sys_exit_tp" not in kprobe.autoload and "kp_sys_write" in kprobe.autoload
+    six = families.make_plan(PROGS, "tracepoint", FakeProbe())
+    assert "tp_sys_exit" in six.autoload and "tp_sys_exit_tp" not in six.autoload
+    seven = families.make_plan(PROGS, "tracepoint", FakeProbe(tp_preempt=True))
+    assert "tp_sys_exit" in seven.autoload and "tp_sys_exit_tp" in seven.autoload
+    # mem alone takes tp_sys_exit, never the twin
+    mem = families.make_plan(PROGS, "auto", FakeProbe(missing={"si_meminfo"}, tp_preempt=True))
+    assert mem.families == {"mem": "tracepoint", "sys": "tracepoint", "tcp": "tracepoint"}
 
 
 def test_missing_syscall_is_skipped_not_fatal():

@@ -36,14 +36,16 @@ PREFIX = {"fx": "fentry", "kp": "kprobe", "tp": "tracepoint"}
 TP_SYS_EXIT = "tp_sys_exit"
 # The classic raw_syscalls/sys_exit twin: every syscall exit of a target is a
 # checkpoint that only a held bpf_prog_active skips (preemption is off in
-# perf's glue). The families whose own sys programs are preemptible with a
-# per-CPU recursion guard load it beside them: tp_btf since 7.0 (SRCU-fast
-# tracepoints), fexit wherever the kernel preempts (Debian's kernels default
-# to lazy preemption). Measured in the VM lane on 7.3.4: 60 processes started
-# together, each 150 writes, lost one in 7 of 9 rounds (tracepoint) and 2 of
-# 5 (fentry) without it. kretprobes run with preemption off: no twin.
+# perf's glue). It is loaded beside a family's own sys programs where those
+# are preemptible with a per-CPU recursion guard: fexit wherever the kernel
+# preempts (Debian's kernels default to lazy preemption), and tp_btf since
+# 7.0 (SRCU-fast tracepoints: Probe.tp_btf_preemptible). Measured in the VM
+# lane on 7.3.4: 60 processes started together, each 150 writes, lost one in
+# 7 of 9 rounds (tracepoint) and 2 of 5 (fentry) without it. Its price is
+# perf's glue on every syscall of every process (make bench: ~200 ns), so it
+# is not loaded where the tp_btf program runs with preemption off (6.x).
+# kretprobes run with preemption off: no twin.
 TP_SYS_EXIT_TWIN = "tp_sys_exit_tp"
-TWINNED = ("tracepoint", "fentry")
 
 
 # Programs only some rules need, by name prefix: with all of those rules
@@ -108,6 +110,9 @@ class Probe(Protocol):
     def file_id(self, path: str) -> Optional[tuple[int, int]]:
         """(st_dev, st_ino) of the file at path, None if there is none."""
 
+    def tp_btf_preemptible(self) -> bool:
+        """Whether a tp_btf program can be preempted while it runs."""
+
 
 @dataclass
 class Choice:
@@ -143,6 +148,8 @@ def evaluate(progs: Sequence[Prog], source: str, family: str, probe: Probe) -> C
         if source in ("sys", "mem") and not any(p.name == TP_SYS_EXIT for p in mine):
             extra = [p for p in progs if p.name == TP_SYS_EXIT]
             mine += extra
+        if not probe.tp_btf_preemptible():
+            mine = [p for p in mine if p.name != TP_SYS_EXIT_TWIN]
         if not mine:
             choice.unavailable = f"the BPF object has no tracepoint program for {source}"
         choice.programs = [p.name for p in mine]

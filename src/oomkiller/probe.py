@@ -26,6 +26,14 @@ class KernelProbe:
         self._kallsyms: Optional[set[str]] = None
         self._fentry: Optional[tuple[Optional[str]]] = None
 
+    def tp_btf_preemptible(self) -> bool:
+        # Since Linux 7.0 tracepoints run under SRCU-fast instead of with
+        # preemption off, and x86 kernels can't boot with preempt=none: a
+        # tp_btf run can be preempted holding its recursion guard. No kernel
+        # feature says so on its own, hence the release number.
+        major = os.uname().release.split(".", 1)[0]
+        return major.isdigit() and int(major) >= 7
+
     def kprobe_ok(self) -> Optional[str]:
         if os.path.isdir(KPROBE_PMU) or any(os.path.exists(p) for p in KPROBE_EVENTS):
             return None
