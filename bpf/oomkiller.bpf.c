@@ -78,6 +78,10 @@ struct {
 
 extern struct task_struct *bpf_task_from_pid(s32 pid) __ksym;
 extern void bpf_task_release(struct task_struct *p) __ksym;
+/* Linux 6.10: a program that runs preemptible and without a recursion
+ * guard (a uprobe) keeps its CPU while it runs; see on_rand_call(). */
+extern void bpf_preempt_disable(void) __ksym;
+extern void bpf_preempt_enable(void) __ksym;
 /* Linux 6.13 (commit 6280cf718db0): signal another task from BPF. */
 extern int bpf_send_signal_task(struct task_struct *task, int sig,
 				enum pid_type type, u64 value) __ksym;
@@ -1209,7 +1213,7 @@ int on_fork_tp(struct trace_event_raw_sched_process_fork *ctx)
 /* ---------------------------------------------------------------------
  * rand(): a uprobe, which has no recursion guard.
  */
-static __always_inline int on_rand_call(void)
+static __always_inline void rand_called(void)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct oomk_proc *p;
@@ -1217,16 +1221,33 @@ static __always_inline int on_rand_call(void)
 	__u32 tgid, tid;
 
 	if (!live() || !task_is_target(t))
-		return 0;
+		return;
 	id = bpf_get_current_pid_tgid();
 	tgid = id >> 32;
 	tid = (__u32)id;
 	p = proc_get(t, tgid, tid);
 	if (!p)
-		return 0;
+		return;
 	add_and_check(p, tgid, tid, OOMK_RULE_RAND, 1);
 	checkpoint(p, t, tgid, tid, 0, 0);
 	enforce(p, tgid, tid);
+}
+
+/* With preemption off from the first insn to the last. Since 6.13 the x86
+ * JIT runs a kprobe-type program that uses 64 bytes of stack or more on a
+ * per-CPU private stack (the kernel's bpf_enable_priv_stack()), and a
+ * uprobe's program runs preemptible with no recursion guard: two targets
+ * calling rand() on one CPU, one preempted mid-run, shared that stack. In
+ * the VM lane's rand bursts (6.18.5 and 7.3.4, lazy preemption) a spilled
+ * map value pointer was overwritten: kill events with a garbage rule, then
+ * an oops writing the fd level to address 1. kretprobes run with
+ * preemption off, and fexit and tp_btf programs behind their recursion
+ * guard, so only the uprobes need this. */
+static __always_inline int on_rand_call(void)
+{
+	bpf_preempt_disable();
+	rand_called();
+	bpf_preempt_enable();
 	return 0;
 }
 
