@@ -458,11 +458,9 @@ static __always_inline void killed(struct oomk_proc *p, __u32 tgid, __u32 tid, _
  * a policy reloaded meanwhile, means no kill).
  *
  * The verdict (rule, value) is read once, before the claim, and the event
- * says what was read and the name of the task signalled: in the VM lane
- * (fentry, 7.3.4 and 6.18.5 under TCG, a burst of 60 processes each
- * crossing the rand limit) 3 kill events in 300 read a `procs` entry that
- * had meanwhile been reset (condemned 0, value 0) and reported rule
- * 2^32 - 1. The kill itself was right: it goes to the task checked here. */
+ * says what was read and the name of the task signalled; an entry with no
+ * verdict is never killed. (A kill event once reported rule 2^32 - 1: two
+ * uprobe runs sharing a private stack, see on_rand_call().) */
 static __always_inline void kill(struct oomk_proc *p, struct task_struct *leader,
 				 __u32 tgid, __u32 tid, bool self)
 {
