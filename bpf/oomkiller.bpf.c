@@ -886,9 +886,9 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 	return on_sys(kind, ret);
 }
 
-/* Loaded only as the sys source's twin, where the family's own programs are
- * preemptible (families.TP_SYS_EXIT_TWIN): fentry's, and the tracepoint
- * family's since 7.0. */
+/* Loaded only as the sys source's twin, where the family's own programs can
+ * be skipped (families.TP_SYS_EXIT_TWIN): fentry's and kprobe's (preemptible
+ * fexit; a kretprobe's bounded pool), and the tracepoint family's since 7.0. */
 SEC("tracepoint/raw_syscalls/sys_exit")
 int tp_sys_exit_tp(struct trace_event_raw_sys_exit *ctx)
 {

@@ -462,14 +462,15 @@ def test_auto_prefers_the_cheapest_exact_family():
 def test_the_preemptible_families_load_the_classic_sys_exit_twin():
     """fexit runs, and tp_btf runs since 7.0, are preemptible with a per-CPU
     recursion guard: their families load the classic raw_syscalls/sys_exit
-    program too; a 6.x tp_btf runs with preemption off, and kretprobes
-    always do: those don't pay for it."""
+    program too, and so does the kprobe family (a kretprobe's instance pool
+    runs out in a burst); a 6.x tp_btf runs with preemption off and
+    doesn't pay for it."""
     for tp_preempt in (False, True):
         fentry = families.make_plan(PROGS, "fentry", FakeProbe(tp_preempt=tp_preempt))
         assert "tp_sys_exit_tp" in fentry.autoload and "fx_sys_write" in fentry.autoload
         assert "tp_sys_exit" not in fentry.autoload
         kprobe = families.make_plan(PROGS, "kprobe", FakeProbe(tp_preempt=tp_preempt))
-        assert "tp_sys_exit_tp" not in kprobe.autoload and "kp_sys_write" in kprobe.autoload
+        assert "tp_sys_exit_tp" in kprobe.autoload and "kp_sys_write" in kprobe.autoload
     six = families.make_plan(PROGS, "tracepoint", FakeProbe())
     assert "tp_sys_exit" in six.autoload and "tp_sys_exit_tp" not in six.autoload
     seven = families.make_plan(PROGS, "tracepoint", FakeProbe(tp_preempt=True))
