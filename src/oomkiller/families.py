@@ -37,9 +37,10 @@ TP_SYS_EXIT = "tp_sys_exit"
 # The classic raw_syscalls/sys_exit twin: every syscall exit of a target is a
 # checkpoint that only a held bpf_prog_active skips (preemption is off in
 # perf's glue). It is loaded beside a family's own sys programs where those
-# are preemptible with a per-CPU recursion guard: fexit wherever the kernel
-# preempts (Debian's kernels default to lazy preemption), and tp_btf since
-# 7.0 (SRCU-fast tracepoints: Probe.tp_btf_preemptible). Measured in the VM
+# can be skipped: fexit (preemptible with a per-CPU recursion guard wherever
+# the kernel preempts; Debian's kernels default to lazy preemption), tp_btf
+# since 7.0 (SRCU-fast tracepoints: Probe.tp_btf_preemptible), and
+# kretprobes (a bounded instance pool, below). Measured in the VM
 # lane on 7.3.4: 60 processes started together, each 150 writes, lost one in
 # 7 of 9 rounds (tracepoint) and 2 of 5 (fentry) without it. Its price is
 # perf's glue on every syscall of every process (make bench: ~200 ns), so it

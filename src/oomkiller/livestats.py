@@ -97,8 +97,11 @@ class LossWatch:
             self._warn(f"the kernel refused {n} SIGKILLs: "
                        "those processes stay condemned and are tried again")
         if n := self._grew("untracked_threads", st.untracked_threads):
-            self._warn(f"{n} target threads not tracked: "
-                       f"thread map full (2 x capacity {self.capacity})")
+            # thrs is an LRU: it drops its oldest record rather than refuse,
+            # so a refusal is the update itself failing (no memory, or the
+            # map's bucket lock busy on this CPU).
+            self._warn(f"{n} target thread records not made (the kernel refused the "
+                       "map update): their writes and reads count from their next call")
         if n := self._grew("dropped", st.dropped):
             self._warn(f"{n} events dropped (ring buffer full)")
         if n := self._grew("untracked", st.untracked):
