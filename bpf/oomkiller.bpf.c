@@ -20,6 +20,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define SIGKILL		9
 #define IPPROTO_TCP	6
+#define IPPROTO_MPTCP	262
 #define SOCK_STREAM	1
 #define PF_IO_WORKER	0x00000010
 #define S_IFMT		00170000
@@ -1002,6 +1003,36 @@ int BPF_KRETPROBE(kp_mem_si_meminfo_exit)
  * and whatever they do is idempotent, so the second finds its work done.
  */
 
+/* The TCP socket whose MSS sizes a send on sk, or NULL: sk is no stream
+ * socket of TCP or MPTCP. An MPTCP socket (Linux 5.6) sends every byte as
+ * TCP segments of its subflows, through no sock_sendmsg() of theirs: its
+ * sends are counted here, against the MSS of its first subflow (still
+ * there after a fallback to plain TCP), or of the first on its list once
+ * that one has closed. */
+static __always_inline struct tcp_sock *tcp_of(struct sock *sk)
+{
+	struct mptcp_subflow_context *sub;
+	struct list_head *node;
+	struct sock *ssk;
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+
+	if (BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
+		return NULL;
+	if (proto == IPPROTO_TCP)
+		return (struct tcp_sock *)sk;
+	if (proto != IPPROTO_MPTCP || !bpf_core_type_exists(struct mptcp_sock))
+		return NULL;
+	ssk = BPF_CORE_READ((struct mptcp_sock *)sk, first);
+	if (!ssk) {
+		node = BPF_CORE_READ((struct mptcp_sock *)sk, conn_list.next);
+		if (!node || node == (void *)sk + bpf_core_field_offset(struct mptcp_sock, conn_list))
+			return NULL;
+		sub = (void *)node - bpf_core_field_offset(struct mptcp_subflow_context, node);
+		ssk = BPF_CORE_READ(sub, tcp_sock);
+	}
+	return (struct tcp_sock *)ssk;
+}
+
 /* Sockets: every sock_sendmsg(), whatever the call (Linux 6.3, commit
  * 6e6eda44b939). The TCP source in every family, and what fold() takes
  * out of syscw. TCP: data segments handed to the kernel, ceil(bytes /
@@ -1014,6 +1045,7 @@ static __always_inline void sock_send(struct sock *sk, int ret, int twin)
 	struct oomk_proc *p;
 	struct oomk_thr *th;
 	struct pt_regs *regs;
+	struct tcp_sock *tcp;
 	__u64 id, segs, mark, seen, old;
 	__u32 mss, tgid, tid;
 
@@ -1040,9 +1072,8 @@ static __always_inline void sock_send(struct sock *sk, int ret, int twin)
 		th->notw_mark = mark;
 		__sync_fetch_and_add(&th->notw, 1);
 	}
-	if (ret > 0 && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
-	    BPF_CORE_READ(sk, sk_type) == SOCK_STREAM) {
-		mss = BPF_CORE_READ((struct tcp_sock *)sk, mss_cache);
+	if (ret > 0 && (tcp = tcp_of(sk))) {
+		mss = BPF_CORE_READ(tcp, mss_cache);
 		segs = mss ? ((__u64)ret + mss - 1) / mss : 1;
 		seen = __sync_add_and_fetch(&th->tcp_seen[twin & 1], segs);
 		old = th->tcp_folded;

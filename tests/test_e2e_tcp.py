@@ -64,3 +64,43 @@ def test_udp_never_counts_even_with_a_low_limit(tcp_killer):
     res = K.work("udp-send", 20 * LIMIT, "-c", 16)
     assert res.ok, res.describe()
     assert not tcp_killer.find_events(pid=res.pid)
+
+
+# MPTCP (IPPROTO_MPTCP): its bytes leave as TCP segments of its subflows.
+# "fallback": an MPTCP client whose server is plain TCP, so the connection
+# falls back to TCP on the same MPTCP socket.
+MPTCP = {
+    "mptcp": ["--mptcp"],
+    "mptcp-v6": ["--mptcp", "--v6"],
+    "fallback": ["--mptcp", "--server-tcp"],
+    "fallback-v6": ["--mptcp", "--server-tcp", "--v6"],
+}
+
+
+@pytest.mark.parametrize("how", MPTCP)
+@pytest.mark.parametrize("via", SEND_PATHS)
+def test_mptcp_sends_count_as_tcp(tcp_killer, how, via):
+    res = K.work("tcp-send", LIMIT, "--via", via, "-c", 16, *MPTCP[how])
+    assert res.killed, f"{LIMIT} {how} sends via {via} must die: {res.describe()}"
+    ev = tcp_killer.wait_event(pid=res.pid, kind="kill")
+    assert ev is not None and K.rule_key(ev["rule"]) == "tcppackets", ev
+    assert ev["value"] == LIMIT, ev
+    assert res.progress[K.P_DONE] == LIMIT - 1, res.describe()
+
+
+@pytest.mark.parametrize("how", MPTCP)
+def test_mptcp_sends_below_live(tcp_killer, how):
+    res = K.work("tcp-send", LIMIT - 1, "-c", 16, *MPTCP[how])
+    assert res.ok, res.describe()
+    assert not tcp_killer.find_events(pid=res.pid)
+
+
+@pytest.mark.parametrize("how", ["mptcp", "fallback-v6"])
+def test_large_mptcp_sends_count_ceil_bytes_over_mss(tcp_killer, how):
+    n = LIMIT // SEGS
+    res = K.work("tcp-send", n, "--maxseg", 1000, "--segs", SEGS, *MPTCP[how])
+    assert res.killed, f"{n} {how} sends of {SEGS} segments must die: {res.describe()}"
+    ev = tcp_killer.wait_event(pid=res.pid, kind="kill")
+    assert ev is not None and K.rule_key(ev["rule"]) == "tcppackets", ev
+    assert ev["value"] == LIMIT, f"{ev} (mss {res.progress[7]})"
+

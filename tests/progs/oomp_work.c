@@ -35,7 +35,10 @@
  *   rand:N       N calls of rand()
  *   tcp-send:N   N sends of -c bytes (16) on a loopback TCP connection:
  *                --via send|sendto|sendmsg|write|writev|sendfile|splice,
- *                --nodelay, --maxseg B, --segs K (K*mss - mss/2 bytes each)
+ *                --nodelay, --maxseg B, --segs K (K*mss - mss/2 bytes each),
+ *                --v6 (over ::1), --mptcp (an MPTCP client and listener),
+ *                --server-tcp (with --mptcp: a plain TCP listener, so the
+ *                connection falls back to TCP)
  *   udp-send:N   N datagrams of -c bytes (16) on loopback (--via write: on a
  *                connected socket)
  *   uring-w:N    N IORING_OP_WRITE of 1 byte to OUT (or /dev/null)
@@ -113,12 +116,17 @@
 
 #include "progress.h"
 
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+
 static const char *out_path;
 static const char *in_path = "/dev/zero";
 static const char *rename_to;
 static const char *via = "send";
 static long chunk = -1;
 static int opt_total, opt_nodelay, opt_concurrent, image;
+static int opt_v6, opt_mptcp, opt_server_tcp;
 static long fd_base = 1000, fd_stride = 37, maxseg, segs;
 static int out_fd = -1;
 static int *held, nheld, held_cap;	/* the fds the fd steps made, for close */
@@ -584,11 +592,22 @@ struct tcp_conn {
 
 static void tcp_open(struct tcp_conn *t, int nodelay)
 {
-	struct sockaddr_in addr;
+	struct sockaddr_storage addr = { .ss_family = opt_v6 ? AF_INET6 : AF_INET };
+	socklen_t len = opt_v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 	int one = 1, maxseg_i = (int)maxseg;
 
-	t->lfd = listener(SOCK_STREAM, &addr);
-	t->cfd = socket(AF_INET, SOCK_STREAM, 0);
+	/* --mptcp: the client is MPTCP, and so is the listener unless
+	 * --server-tcp, where the connection falls back to plain TCP */
+	if (opt_v6)
+		((struct sockaddr_in6 *)&addr)->sin6_addr = in6addr_loopback;
+	else
+		((struct sockaddr_in *)&addr)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	t->lfd = socket(addr.ss_family, SOCK_STREAM,
+			opt_mptcp && !opt_server_tcp ? IPPROTO_MPTCP : 0);
+	if (t->lfd < 0 || bind(t->lfd, (struct sockaddr *)&addr, len) || listen(t->lfd, 16) ||
+	    getsockname(t->lfd, (struct sockaddr *)&addr, &len))
+		die("listener");
+	t->cfd = socket(addr.ss_family, SOCK_STREAM, opt_mptcp ? IPPROTO_MPTCP : 0);
 	if (t->cfd < 0)
 		die("socket");
 	if (nodelay && setsockopt(t->cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
@@ -596,7 +615,7 @@ static void tcp_open(struct tcp_conn *t, int nodelay)
 	if (maxseg && setsockopt(t->cfd, IPPROTO_TCP, TCP_MAXSEG, &maxseg_i,
 				 sizeof(maxseg_i)))
 		die("TCP_MAXSEG");
-	if (connect(t->cfd, (struct sockaddr *)&addr, sizeof(addr)))
+	if (connect(t->cfd, (struct sockaddr *)&addr, len))
 		die("connect");
 	t->sfd = accept(t->lfd, NULL, NULL);
 	if (t->sfd < 0)
@@ -1385,7 +1404,7 @@ static void usage(void)
 {
 	dprintf(2, "usage: oomp_work [-p PROGRESS] [-o OUT] [-i IN] [-c CHUNK] "
 		"[-t TIMEOUT_S] [--total] [--via HOW] [--nodelay] [--maxseg B] "
-		"[--segs K] [--base N] [--stride N] [--concurrent] [--rename NAME] "
+		"[--segs K] [--v6] [--mptcp] [--server-tcp] [--base N] [--stride N] [--concurrent] [--rename NAME] "
 		"STEP...\n");
 	exit(2);
 }
@@ -1406,6 +1425,9 @@ int main(int argc, char **argv)
 		{ "base", required_argument, NULL, 'b' },
 		{ "stride", required_argument, NULL, 's' },
 		{ "concurrent", no_argument, NULL, 'C' },
+		{ "v6", no_argument, NULL, '6' },
+		{ "mptcp", no_argument, NULL, 'm' },
+		{ "server-tcp", no_argument, NULL, 'S' },
 		{ "rename", required_argument, NULL, 'R' },
 		{ "image", required_argument, NULL, 'I' },	/* set by exec */
 		{ NULL, 0, NULL, 0 },
@@ -1431,6 +1453,9 @@ int main(int argc, char **argv)
 		case 'b': fd_base = atol(optarg); break;
 		case 's': fd_stride = atol(optarg); break;
 		case 'C': opt_concurrent = 1; break;
+		case '6': opt_v6 = 1; break;
+		case 'm': opt_mptcp = 1; break;
+		case 'S': opt_server_tcp = 1; break;
 		case 'R': rename_to = optarg; break;
 		case 'I': image = atoi(optarg); break;
 		default: usage();
