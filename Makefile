@@ -28,6 +28,11 @@ PROGS    := $(patsubst tests/progs/%.c,$(BUILD)/progs/%,$(wildcard tests/progs/*
 PROGS32  := $(patsubst tests/progs/%.c,$(BUILD)/progs32/%,$(wildcard tests/progs/oomp_test_*.c))
 # ...and oomp_notw: what is not a write is the same by i386's numbers.
 PROGS32  += $(BUILD)/progs32/oomp_notw
+# oomp_rand linked more ways, for finding rand in any ELF a target maps
+# (src/oomkiller/elfsym.py): static glibc with and without symbols, stripped
+# static-pie, dynamic musl, and a stripped library that exports nothing.
+PROGSLIBC := $(addprefix $(BUILD)/progs/oomp_rand_,static stripped spie musl hidden.so)
+MUSLCC    ?= musl-gcc
 
 ifeq ($(V),1)
 Q :=
@@ -110,7 +115,29 @@ $(BUILD)/progs32/%: tests/progs/%.c | $(BUILD)/.deps32
 	$(call msg,CC32,$@)
 	$(Q)$(CC) -m32 $(PROG_CFLAGS) -o $@ $<
 
-progs: $(PROGS) $(PROGS32)
+$(BUILD)/progs/oomp_rand_static: LINK := -static
+$(BUILD)/progs/oomp_rand_stripped: LINK := -static -s
+$(BUILD)/progs/oomp_rand_spie: LINK := -static-pie -s
+$(BUILD)/progs/oomp_rand_hidden.so: LINK := -fPIC -shared -fvisibility=hidden -s
+$(filter-out %_musl,$(PROGSLIBC)): tests/progs/oomp_rand.c | $(BUILD)/.deps
+	$(Q)mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(PROG_CFLAGS) $(LINK) -o $@ $<
+
+# musl-tools brings musl-gcc and, through musl, /lib/ld-musl-x86_64.so.1
+# (the libc and the loader in one file); checked once.
+$(BUILD)/.depsmusl: | $(BUILD)/.deps
+	$(Q)missing=""; \
+	command -v $(MUSLCC) >/dev/null 2>&1 || missing="musl-tools"; \
+	sh mk/apt-install.sh "the musl test program" $$missing
+	$(Q)touch $@
+
+$(BUILD)/progs/oomp_rand_musl: tests/progs/oomp_rand.c | $(BUILD)/.depsmusl
+	$(Q)mkdir -p $(dir $@)
+	$(call msg,MUSLCC,$@)
+	$(Q)$(MUSLCC) $(PROG_CFLAGS) -o $@ $<
+
+progs: $(PROGS) $(PROGS32) $(PROGSLIBC)
 
 test: oomkiller progs
 	$(PYTHON) -m pytest -q tests --ignore=tests/systemd $(PYTEST_ARGS)
