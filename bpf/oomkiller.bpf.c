@@ -19,6 +19,8 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define SIGKILL		9
+#define SIGSTOP		19
+#define VM_EXEC		0x00000004
 #define IPPROTO_TCP	6
 #define IPPROTO_MPTCP	262
 #define SOCK_STREAM	1
@@ -717,6 +719,111 @@ static __always_inline void checkpoint(struct oomk_proc *p, struct task_struct *
 }
 
 /* ---------------------------------------------------------------------
+ * rand() in every copy of the C library: which files have the uprobe.
+ *
+ * The uprobe sits on an inode, and a target can call rand() in any file it
+ * maps: the host's libc, one replaced on disk since (a new inode), a
+ * container's, musl, a static program. So each file a target maps for
+ * execution is looked up by identity in `libs`. One never seen is added
+ * PENDING, and the target is stopped (SIGSTOP from BPF, delivered before
+ * it runs another instruction) with an entry in `holds`. The loader
+ * (libprobes.py) reads the file's symbols, attaches the uprobe where it
+ * defines rand(), settles the entry, and resumes the process (SIGCONT,
+ * checked against start_time). So no call is made before the probe is
+ * there. Each file is settled once: a file is held for at most once per
+ * killer lifetime, the first time any target maps it.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct oomk_file_id);
+	__type(value, __u32);		/* enum oomk_lib_state */
+} libs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);		/* tgid */
+	__type(value, struct oomk_hold);
+} holds SEC(".maps");
+
+struct oomk_hold *oomk_hold_type_ __attribute__((unused));
+
+static long exec_file_of(struct task_struct *t, struct vm_area_struct *vma, void *ctx)
+{
+	struct oomk_file_id *id = ctx;
+	struct inode *ino;
+
+	if (!(vma->vm_flags & VM_EXEC) || !vma->vm_file)
+		return 0;
+	ino = vma->vm_file->f_inode;
+	id->dev = ino->i_sb->s_dev;
+	id->ino = ino->i_ino;
+	return 0;
+}
+
+/* A target maps the file at addr for execution: make sure it is settled
+ * before the target runs on. Only while the rand rule is on. */
+static __always_inline void lib_mapped(struct task_struct *t, __u64 addr)
+{
+	struct oomk_file_id id = {};
+	struct oomk_hold h = {};
+	__u32 pending = OOMK_LIB_PENDING, *st, tgid;
+
+	if (cfg.limits[OOMK_RULE_RAND] == (__u64)-1 || !task_is_target(t))
+		return;
+	if (bpf_find_vma(t, addr, exec_file_of, &id, 0) || !id.ino)
+		return;
+	st = bpf_map_lookup_elem(&libs, &id);
+	if (st && *st != OOMK_LIB_PENDING)
+		return;
+	if (!st && bpf_map_update_elem(&libs, &id, &pending, BPF_NOEXIST) &&
+	    !bpf_map_lookup_elem(&libs, &id)) {
+		__sync_fetch_and_add(&stats.libs_unseen, 1);
+		return;
+	}
+	tgid = t->tgid;
+	h.start_boottime = t->group_leader->start_boottime;
+	h.file = id;
+	/* Already held: the loader settles every file the process maps
+	 * before it resumes it. */
+	if (bpf_map_update_elem(&holds, &tgid, &h, BPF_NOEXIST)) {
+		if (!bpf_map_lookup_elem(&holds, &tgid))
+			__sync_fetch_and_add(&stats.libs_unseen, 1);
+		return;
+	}
+	bpf_send_signal(SIGSTOP);
+	__sync_fetch_and_add(&stats.holds, 1);
+	emit(OOMK_EV_HOLD, tgid, (__u32)bpf_get_current_pid_tgid(), OOMK_RULE_RAND, 0,
+	     t->group_leader->comm);
+}
+
+/* At a syscall's exit: mmap or mprotect may have made a file executable. */
+static __always_inline void lib_sys(__u64 nr, long ret)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct pt_regs *regs;
+
+	if (ret < 0 && ret > -4096)
+		return;
+	if (in_compat_syscall(t)) {
+		if (nr == NR32_mmap || nr == NR32_mmap2) {
+			lib_mapped(t, (__u32)ret);
+		} else if (nr == NR32_mprotect || nr == NR32_pkey_mprotect) {
+			regs = (struct pt_regs *)bpf_task_pt_regs(t);
+			if (regs)
+				lib_mapped(t, (__u32)regs->bx);
+		}
+	} else if (nr == __NR_mmap) {
+		lib_mapped(t, ret);
+	} else if (nr == __NR_mprotect || nr == __NR_pkey_mprotect) {
+		regs = (struct pt_regs *)bpf_task_pt_regs(t);
+		if (regs)
+			lib_mapped(t, regs->di);
+	}
+}
+
+/* ---------------------------------------------------------------------
  * Syscall source: one body, three thin variants.
  */
 static __always_inline bool fd_is_socket(struct task_struct *t, long fd)
@@ -884,6 +991,7 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 	}
 	if (!(cfg.flags & OOMK_CF_SYS_TP))
 		return 0;
+	lib_sys(regs->orig_ax, ret);
 	return on_sys(kind, ret);
 }
 
@@ -897,6 +1005,7 @@ int tp_sys_exit_tp(struct trace_event_raw_sys_exit *ctx)
 
 	if (!live() || kind == K_SYSINFO)
 		return 0;
+	lib_sys(ctx->id, ctx->ret);
 	return on_sys(kind, ctx->ret);
 }
 
@@ -1105,6 +1214,7 @@ int on_sock_send_tp(struct trace_event_raw_sock_msg_length *ctx)
 static __always_inline void exec_checkpoint(struct task_struct *p, __u32 old_pid)
 {
 	__u32 tgid = p->tgid;
+	struct pt_regs *regs;
 	struct oomk_proc *e;
 
 	if (!live())
@@ -1113,8 +1223,14 @@ static __always_inline void exec_checkpoint(struct task_struct *p, __u32 old_pid
 	 * and its old tid is gone without an exit. */
 	if (old_pid != tgid)
 		bpf_map_delete_elem(&thrs, &old_pid);
-	if (task_is_target(p))
+	if (task_is_target(p)) {
 		thr_set(p, tgid, tgid, p->ioac.syscw, p->ioac.rchar);
+		/* The first user instruction: a static program's own text, or
+		 * its interpreter's (ld.so; musl's is its libc). */
+		regs = (struct pt_regs *)bpf_task_pt_regs(p);
+		if (regs)
+			lib_mapped(p, regs->ip);
+	}
 	else if (bpf_map_lookup_elem(&thrs, &tgid))
 		bpf_map_delete_elem(&thrs, &tgid);
 	e = bpf_map_lookup_elem(&procs, &tgid);
@@ -1280,23 +1396,10 @@ static __always_inline int on_rand_call(void)
 	return 0;
 }
 
-SEC("uprobe/libc.so.6:rand")
+/* Attached by the loader (libprobes.py) to every file that defines rand()
+ * a target maps: no section path, nothing for libbpf to auto-attach. */
+SEC("uprobe")
 int BPF_KPROBE(on_rand)
-{
-	return on_rand_call();
-}
-
-/* 32-bit processes call rand() in their own libc: Debian's libc6-i386
- * and the multiarch libc6:i386. The loader loads each whose file exists
- * (and is not the same file as another). */
-SEC("uprobe//lib32/libc.so.6:rand")
-int BPF_KPROBE(on_rand_lib32)
-{
-	return on_rand_call();
-}
-
-SEC("uprobe//lib/i386-linux-gnu/libc.so.6:rand")
-int BPF_KPROBE(on_rand_i386)
 {
 	return on_rand_call();
 }

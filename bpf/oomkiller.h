@@ -26,6 +26,31 @@ enum oomk_event_kind {
 	OOMK_EV_KILL		= 1,	/* SIGKILL sent from BPF */
 	OOMK_EV_DRY_RUN		= 2,	/* would have been killed (--dry-run) */
 	OOMK_EV_CONDEMNED	= 3,	/* crossed a limit while the gate was closed */
+	OOMK_EV_HOLD		= 4,	/* stopped until the loader probes a file (holds) */
+};
+
+/* rand(): each file a target maps for execution, by identity. The loader
+ * attaches the rand uprobe where the file defines rand() and settles the
+ * entry; a target that maps a PENDING file is stopped (holds) until then. */
+enum oomk_lib_state {
+	OOMK_LIB_PENDING	= 0,	/* seen, not yet settled by the loader */
+	OOMK_LIB_PROBED		= 1,	/* its rand() has the uprobe */
+	OOMK_LIB_NONE		= 2,	/* defines no rand() */
+	OOMK_LIB_UNPROBEABLE	= 3,	/* can't be probed (no symbols, or no room) */
+};
+
+/* Key of the `libs` hash map: the inode of a mapped file. */
+struct oomk_file_id {
+	__u64 dev;	/* inode->i_sb->s_dev (MAJOR << 20 | MINOR) */
+	__u64 ino;
+};
+
+/* Value of the `holds` hash map, keyed by tgid: a target stopped (SIGSTOP
+ * from BPF) until every file it maps is settled. */
+struct oomk_hold {
+	__u64 start_boottime;	/* leader's, as /proc/PID/stat shows it: the loader
+				 * resumes only this process */
+	struct oomk_file_id file;	/* the file that stopped it */
 };
 
 /* oomk_config.flags: which parts of the tracepoint sys_exit program run. */
@@ -88,6 +113,10 @@ struct oomk_stats {
 	__u64 untracked_threads; /* threads refused by a full thread map */
 	__u64 gate_open;	/* gate_open() at the last sample: what status shows */
 	__u64 tracked;		/* entries in procs: inserts minus deletes */
+	__u64 holds;		/* targets stopped until a file they mapped was probed */
+	__u64 libs_unseen;	/* files not checked for rand(): libs or holds map full */
+	__u64 unprobeable;	/* files whose rand() can't be probed: the loader's count,
+				 * stored here (only by it) for status and metrics */
 	/* The totals above, per rule (enum oomk_rule), for metrics. */
 	__u64 rule_condemned[OOMK_RULE_MAX];
 	__u64 rule_kills[OOMK_RULE_MAX];

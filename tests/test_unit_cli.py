@@ -400,7 +400,7 @@ PROGS = [families.Prog(n, s) for n, s in [
     ("on_exit_tp", "tracepoint/sched/sched_process_exit"),
     ("on_fork", "tp_btf/sched_process_fork"),
     ("on_fork_tp", "tracepoint/sched/sched_process_fork"),
-    ("on_rand", "uprobe/libc.so.6:rand"),
+    ("on_rand", "uprobe"),
     ("sweep", "syscall"),
 ]]
 ALWAYS = ["on_sock_send", "on_sock_send_tp", "on_exec", "on_exec_tp", "on_exit", "on_exit_tp",
@@ -408,10 +408,9 @@ ALWAYS = ["on_sock_send", "on_sock_send_tp", "on_exec", "on_exec_tp", "on_exit",
 
 
 class FakeProbe:
-    def __init__(self, fentry=True, kprobe=True, missing=(), files=None, tp_preempt=False):
+    def __init__(self, fentry=True, kprobe=True, missing=(), tp_preempt=False):
         self.fentry, self.kprobe, self.missing = fentry, kprobe, set(missing)
         self.tp_preempt = tp_preempt
-        self.files = files or {}
         self.fentry_probes = 0
 
     def fentry_ok(self, prog):
@@ -429,15 +428,13 @@ class FakeProbe:
 
     in_kallsyms = in_btf
 
-    def file_id(self, path):
-        return self.files.get(path)
 
 
 def test_prog_names_and_targets():
     p = families.Prog("kp_sys_write", "kretprobe/__x64_sys_write")
     assert (p.variant, p.target) == (("kprobe", "sys"), "__x64_sys_write")
     assert families.Prog("x", "kprobe/foo+0x10").target == "foo"
-    assert families.Prog("on_rand", "uprobe/libc.so.6:rand").variant is None
+    assert families.Prog("on_rand", "uprobe").variant is None
     assert families.Prog("tp_sys_exit", "tp_btf/sys_exit").target is None
 
 
@@ -510,19 +507,6 @@ def test_forced_family_unavailable_fails():
 def test_forced_tracepoint_even_where_better_exists():
     plan = families.make_plan(PROGS, "tracepoint", FakeProbe())
     assert plan.all_tracepoint and plan.flags == abi.CF_SYS_TP | abi.CF_MEM_TP
-
-
-def test_32bit_libc_uprobes_load_once_per_existing_file():
-    progs = PROGS + [families.Prog("on_rand_lib32", "uprobe//lib32/libc.so.6:rand"),
-                     families.Prog("on_rand_i386", "uprobe//lib/i386-linux-gnu/libc.so.6:rand")]
-    none = families.make_plan(progs, "auto", FakeProbe())
-    assert "on_rand_lib32" not in none.autoload and "on_rand_i386" not in none.autoload
-    one = families.make_plan(progs, "auto", FakeProbe(files={"/lib32/libc.so.6": (1, 7)}))
-    assert "on_rand_lib32" in one.autoload and "on_rand_i386" not in one.autoload
-    # Both paths the same inode (a symlinked /lib32): one uprobe, or rand() counts twice.
-    same = families.make_plan(progs, "auto", FakeProbe(files={
-        "/lib32/libc.so.6": (1, 7), "/lib/i386-linux-gnu/libc.so.6": (1, 7)}))
-    assert ["on_rand_lib32"] == [n for n in same.autoload if n.startswith("on_rand_")]
 
 
 def test_unknown_programs_are_always_loaded():

@@ -189,9 +189,12 @@ def header_struct(name: str) -> list[tuple[str, int]]:
     body = re.search(r"struct %s \{(.*?)\n\};" % name, text, re.S).group(1)
     body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
     fields = []
-    for ctype, fname, dim in re.findall(r"(__u64|__u32|char)\s+(\w+)(?:\[(\w+)\])?;", body):
+    for ctype, fname, dim in re.findall(r"(__u64|__u32|char|struct \w+)\s+(\w+)(?:\[(\w+)\])?;",
+                                        body):
         n = (int(dim) if dim.isdigit() else consts[dim]) if dim else 1
-        fields.append((fname, _CTYPES[ctype] * n))
+        size = (sum(sz for _, sz in header_struct(ctype.split()[1])) if ctype.startswith("struct ")
+                else _CTYPES[ctype])
+        fields.append((fname, size * n))
     return fields
 
 
@@ -215,7 +218,12 @@ def test_rule_ids_follow_the_header():
     assert int(ids["MAX"]) == abi.RULE_MAX
     kinds = dict(re.findall(r"\bOOMK_EV_(\w+)\s*=\s*(\d+)", text))
     assert {int(v): k for k, v in kinds.items()} == {
-        abi.EV_KILL: "KILL", abi.EV_DRY_RUN: "DRY_RUN", abi.EV_CONDEMNED: "CONDEMNED"}
+        abi.EV_KILL: "KILL", abi.EV_DRY_RUN: "DRY_RUN", abi.EV_CONDEMNED: "CONDEMNED",
+        abi.EV_HOLD: "HOLD"}
+    states = dict(re.findall(r"\bOOMK_LIB_(\w+)\s*=\s*(\d+)", text))
+    assert {int(v): k for k, v in states.items()} == {
+        abi.LIB_PENDING: "PENDING", abi.LIB_PROBED: "PROBED", abi.LIB_NONE: "NONE",
+        abi.LIB_UNPROBEABLE: "UNPROBEABLE"}
     flags = dict(re.findall(r"#define\s+OOMK_CF_(\w+)\s+\(1u << (\d+)\)", text))
     assert 1 << int(flags["SYS_TP"]) == abi.CF_SYS_TP
     assert 1 << int(flags["MEM_TP"]) == abi.CF_MEM_TP

@@ -226,6 +226,9 @@ LIBBPF_FUNCS: tuple[Decl, ...] = (
     ("bpf_program__autoload", c_bool, [BpfProgram], None),
     ("bpf_program__set_autoload", c_int, [BpfProgram, c_bool], INT),
     ("bpf_program__attach", BpfLink, [BpfProgram], PTR),
+    # (prog, retprobe, pid (-1: every process), binary path, file offset)
+    ("bpf_program__attach_uprobe", BpfLink, [BpfProgram, c_bool, c_int, c_char_p, c_size_t], PTR),
+    ("bpf_object__find_program_by_name", BpfProgram, [BpfObject, c_char_p], None),
     ("bpf_program__fd", c_int, [BpfProgram], INT),
     ("bpf_link__destroy", c_int, [BpfLink], None),
     ("bpf_map__set_max_entries", c_int, [BpfMap, c_uint32], INT),
@@ -247,6 +250,8 @@ LIBBPF_FUNCS: tuple[Decl, ...] = (
     ("bpf_prog_test_run_opts", c_int, [c_int, POINTER(BpfTestRunOpts)], INT),
     ("bpf_map_get_next_key", c_int, [c_int, c_void_p, c_void_p], INT),
     ("bpf_map_lookup_elem", c_int, [c_int, c_void_p, c_void_p], INT),
+    ("bpf_map_update_elem", c_int, [c_int, c_void_p, c_void_p, c_uint64], INT),
+    ("bpf_map_delete_elem", c_int, [c_int, c_void_p], INT),
     ("bpf_obj_pin", c_int, [c_int, c_char_p], INT),
     ("bpf_obj_get", c_int, [c_char_p], INT),
     ("bpf_obj_get_info_by_fd", c_int, [c_int, c_void_p, POINTER(c_uint32)], INT),

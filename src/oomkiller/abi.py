@@ -19,8 +19,12 @@ RULE_MAX = 6
 # Names, options and defaults: rules.RULES.
 
 # enum oomk_event_kind
-EV_KILL, EV_DRY_RUN, EV_CONDEMNED = 1, 2, 3
+EV_KILL, EV_DRY_RUN, EV_CONDEMNED, EV_HOLD = 1, 2, 3, 4
+# What the loader prints; EV_HOLD is a wakeup for libprobes, never printed.
 EVENT_NAMES = {EV_KILL: "kill", EV_DRY_RUN: "dry-run", EV_CONDEMNED: "condemned"}
+
+# enum oomk_lib_state: values of the libs map
+LIB_PENDING, LIB_PROBED, LIB_NONE, LIB_UNPROBEABLE = range(4)
 
 # oomk_config.flags
 CF_SYS_TP = 1 << 0
@@ -82,10 +86,27 @@ class OomkStats(Structure):
         ("untracked_threads", c_uint64),
         ("gate_open", c_uint64),
         ("tracked", c_uint64),
+        ("holds", c_uint64),
+        ("libs_unseen", c_uint64),
+        ("unprobeable", c_uint64),
         ("rule_condemned", c_uint64 * RULE_MAX),
         ("rule_kills", c_uint64 * RULE_MAX),
         ("rule_dry_runs", c_uint64 * RULE_MAX),
         ("rule_kill_failed", c_uint64 * RULE_MAX),
+    ]
+
+
+class OomkFileId(Structure):
+    _fields_ = [
+        ("dev", c_uint64),
+        ("ino", c_uint64),
+    ]
+
+
+class OomkHold(Structure):
+    _fields_ = [
+        ("start_boottime", c_uint64),
+        ("file", OomkFileId),
     ]
 
 
@@ -95,4 +116,6 @@ SHARED_STRUCTS = {
     "oomk_proc": OomkProc,
     "oomk_event": OomkEvent,
     "oomk_stats": OomkStats,
+    "oomk_file_id": OomkFileId,
+    "oomk_hold": OomkHold,
 }

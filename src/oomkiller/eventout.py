@@ -28,6 +28,7 @@ class EventStream:
         self._native = native  # journald's socket, used only when journal_out
         self._offset_ns = events.boot_to_realtime_offset_ns()
         self.closed_output = False  # our stdout's reader went away
+        self.held = False  # an EV_HOLD came: a target waits for libprobes
         self._cb = _libbpf.RingBufferSampleFn(self._on_event)  # kept alive here
         self._rb = lib.ring_buffer__new(events_fd, self._cb, None, None)
 
@@ -37,6 +38,9 @@ class EventStream:
             if size < sizeof(abi.OomkEvent):
                 return 0
             ev = abi.OomkEvent.from_buffer_copy(ctypes.string_at(data, sizeof(abi.OomkEvent)))
+            if ev.kind == abi.EV_HOLD:  # a wakeup, not a line
+                self.held = True
+                return 0
             line = events.format_event(ev, self._offset_ns, self.as_json)
             if self._journal_out and self._native is not None:
                 d = events.event_dict(ev, self._offset_ns)

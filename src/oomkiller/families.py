@@ -80,14 +80,6 @@ class Prog:
         return rest.split("+", 1)[0] or None
 
     @property
-    def uprobe_file(self) -> Optional[str]:
-        """The absolute library path of `uprobe//lib32/libc.so.6:rand`, else None."""
-        kind, sep, rest = self.section.partition("/")
-        if kind != "uprobe" or not rest.startswith("/"):
-            return None
-        return rest.rsplit(":", 1)[0]
-
-    @property
     def variant(self) -> Optional[tuple[str, str]]:
         """(family, source) for a variant program, None for an always-loaded one."""
         parts = self.name.split("_", 2)
@@ -110,9 +102,6 @@ class Probe(Protocol):
 
     def in_kallsyms(self, func: str) -> bool:
         ...
-
-    def file_id(self, path: str) -> Optional[tuple[int, int]]:
-        """(st_dev, st_ino) of the file at path, None if there is none."""
 
     def tp_btf_preemptible(self) -> bool:
         """Whether a tp_btf program can be preempted while it runs."""
@@ -210,32 +199,16 @@ def make_plan(progs: Sequence[Prog], attach: str, probe: Probe) -> Plan:
                 raise FamilyUnavailable(
                     f"attach family {attach} unavailable for {source}: {c.unavailable}")
         chosen[source] = c
-    return _assemble(progs, chosen, notes, probe)
+    return _assemble(progs, chosen, notes)
 
 
 def tracepoint_plan(progs: Sequence[Prog], probe: Probe) -> Plan:
     return make_plan(progs, "tracepoint", probe)
 
 
-def _uprobe_files(progs: Sequence[Prog], probe: Probe) -> set[str]:
-    """Uprobes on a library by absolute path (a 32-bit libc) that can load:
-    the file exists, and no other such program probes the same file (one
-    uprobe per inode, or each call would count twice)."""
-    keep, seen = set(), set()
-    for p in progs:
-        path = p.uprobe_file
-        fid = probe.file_id(path) if path else None
-        if fid is not None and fid not in seen:
-            seen.add(fid)
-            keep.add(p.name)
-    return keep
-
-
-def _assemble(progs: Sequence[Prog], chosen: dict[str, Choice], notes: list[str],
-              probe: Probe) -> Plan:
-    wanted = {name for c in chosen.values() for name in c.programs} | _uprobe_files(progs, probe)
-    autoload = [p.name for p in progs
-                if (p.variant is None and p.uprobe_file is None) or p.name in wanted]
+def _assemble(progs: Sequence[Prog], chosen: dict[str, Choice], notes: list[str]) -> Plan:
+    wanted = {name for c in chosen.values() for name in c.programs}
+    autoload = [p.name for p in progs if p.variant is None or p.name in wanted]
     flags = 0
     if chosen["sys"].family == "tracepoint":
         flags |= abi.CF_SYS_TP

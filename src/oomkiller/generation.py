@@ -13,7 +13,7 @@ import ctypes
 import itertools
 import mmap
 import os
-from ctypes import byref, c_size_t, c_uint32, sizeof
+from ctypes import byref, c_size_t, c_uint32, c_uint64, sizeof
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -22,9 +22,13 @@ from oomkiller._libbpf import BpfLink, BpfMap, BpfObject
 from oomkiller.settings import SELFTEST_PID_ENV, Settings
 
 # Maps the next generation shares with the running one on reload: counters,
-# per-thread records, events, the kprobe argument stash; and .bss (stats,
-# active_gen).
-SHARED_MAPS = ("procs", "thrs", "events", "kp_args")
+# per-thread records, events, the kprobe argument stash, the files checked
+# for rand() and the targets held for them; and .bss (stats, active_gen).
+SHARED_MAPS = ("procs", "thrs", "events", "kp_args", "libs", "holds")
+
+# Programs the loader attaches itself, per file (libprobes.py): a bare
+# `uprobe` section names no file for libbpf to attach to.
+MANUAL_SECTIONS = ("uprobe",)
 
 
 class SetupError(Exception):
@@ -291,6 +295,9 @@ class Generation:
                 if name == "sweep":
                     self.sweep_fd = self.lib.bpf_program__fd(p)
                 continue
+            if section in MANUAL_SECTIONS:
+                self.prog_fds[name] = self.lib.bpf_program__fd(p)
+                continue
             try:
                 self.links.append(self.lib.bpf_program__attach(p))
                 self.prog_fds[name] = self.lib.bpf_program__fd(p)
@@ -302,16 +309,38 @@ class Generation:
         self.say(f"loaded {len(self.loaded)} programs, attached {len(self.links)}: "
                  + " ".join(self.loaded))
 
-    def activate(self) -> None:
-        """active_gen = number: 4 bytes through a shared writable mmap of
-        .bss. Never a whole-value map update: BPF updates stats concurrently."""
-        m, offset, value_size = self.locate(".bss", "active_gen", c_uint32)
+    def has_program(self, name: str) -> bool:
+        """Whether program `name` is loaded in this generation."""
+        return name in self.loaded
+
+    def attach_uprobe(self, name: str, path: str, offset: int) -> None:
+        """Attach loaded program `name` at file offset `offset` of the file
+        at `path`, in every process; the link lives as long as we do."""
+        prog = self.lib.bpf_object__find_program_by_name(self.obj, name.encode())
+        if not prog:
+            raise SetupError(f"the BPF object has no {name} program: rebuild it with make")
+        self.links.append(self.lib.bpf_program__attach_uprobe(prog, False, -1, path.encode(),
+                                                              offset))
+
+    def _store(self, var: str, ctype: type, at: int, cell_type: type, value: int) -> None:
+        """One aligned store of `value` (a `cell_type`) at byte `at` of .bss
+        variable `var`, through a shared writable mmap. Never a whole-value
+        map update: BPF updates stats concurrently."""
+        m, offset, value_size = self.locate(".bss", var, ctype)
         length = -(-value_size // mmap.PAGESIZE) * mmap.PAGESIZE
         with mmap.mmap(self.lib.bpf_map__fd(m), length, mmap.MAP_SHARED,
                        mmap.PROT_READ | mmap.PROT_WRITE) as bss:
-            cell = c_uint32.from_buffer(bss, offset)
-            cell.value = self.number  # one aligned 32-bit store
+            cell = cell_type.from_buffer(bss, offset + at)
+            cell.value = value
             del cell
+
+    def activate(self) -> None:
+        """active_gen = number: one aligned 32-bit store."""
+        self._store("active_gen", c_uint32, 0, c_uint32, self.number)
+
+    def store_unprobeable(self, count: int) -> None:
+        """stats.unprobeable, which only the loader writes (libprobes.py)."""
+        self._store("stats", abi.OomkStats, abi.OomkStats.unprobeable.offset, c_uint64, count)
 
     def recursion_misses_by_program(self) -> dict[str, int]:
         """Runs the kernel skipped, per attached program (bpf_prog_info)."""

@@ -24,6 +24,7 @@ from oomkiller.eventout import EventStream
 from oomkiller.generation import (AttachFailed, Generation, LoadFailed, SetupError,  # noqa: F401
                                   Source)
 from oomkiller.journald import JournalSender
+from oomkiller.libprobes import RandProbes
 from oomkiller.livestats import LiveStats, LossWatch
 from oomkiller.messages import Messages, fileno
 from oomkiller.metrics import Exporter
@@ -107,6 +108,7 @@ class Killer:
         self.losses = LossWatch(settings.capacity, self.warn, self.say)
         self.notify = sdnotify.Notifier()  # systemd's, under Type=notify; else silent
         self.metrics = Exporter(None, None)  # setup() opens the one the settings ask for
+        self.rand = RandProbes(self.lib, self.warn, self.say)
 
     # -- messages ----------------------------------------------------------
 
@@ -138,8 +140,10 @@ class Killer:
             self.events = None
         self.live.close()
         if self.gen is not None:
+            self.release_holds()  # nobody stays stopped for a probe we will never attach
             self.gen.close()
             self.gen = None
+        self.rand.close()
         self.notify.close()
         self.metrics.close()
 
@@ -164,6 +168,11 @@ class Killer:
         finally:
             probe.close()
         self.plan = plan
+        try:
+            self.rand.start(self.gen)
+        except OSError as e:
+            raise SetupError(f"cannot attach the rand() uprobe: {e.strerror}: "
+                             "run with -v for libbpf's log") from None
         self.metrics = Exporter(self.s.metrics_file, self.s.metrics_listen)
         if self.notify.watchdog_interval and self.s.interval >= 2 * self.notify.watchdog_interval:
             self.warn(f"--interval {self.s.interval:g} is not shorter than the unit's WatchdogSec "
@@ -246,6 +255,7 @@ class Killer:
             return False
         try:
             nxt.load_and_attach(self.plan, reuse=self.gen.shared_fds())
+            self.rand.start(nxt)
             nxt.activate()
         except (SetupError, OSError) as e:
             what = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
@@ -290,9 +300,17 @@ class Killer:
             self.warn(f"sweep failed: {e.strerror}")
         else:
             self.notify.tick(describe.status_line(self))  # the watchdog hears only a tick that swept
+        self.release_holds()  # a hold whose event was dropped waits at most a tick
         misses = self.gen.recursion_misses_by_program()  # one bpf_prog_info read each
         self.losses.check(self.stats, misses)
         self.metrics.update(self, misses, self.warn)
+
+    def release_holds(self) -> None:
+        """Probe what held targets map, and resume them (libprobes.py)."""
+        if self.events is not None:
+            self.events.held = False
+        if self.gen is not None and self.rand.pending(self.gen):
+            self.rand.release(self.gen)
 
     def poll(self) -> None:
         """Print events and sample memory every interval until asked to stop."""
@@ -307,6 +325,8 @@ class Killer:
             self.events.poll(wait_ms)
             if self.events.closed_output:
                 break
+            if self.events.held:
+                self.release_holds()
             now = time.monotonic()
             if now >= next_tick and not self.stop_requested:
                 self.tick()

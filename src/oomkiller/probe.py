@@ -53,13 +53,6 @@ class KernelProbe:
             self._kallsyms = names
         return func in self._kallsyms
 
-    def file_id(self, path: str) -> Optional[tuple[int, int]]:
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        return st.st_dev, st.st_ino
-
     def in_btf(self, func: str) -> bool:
         if func not in self._btf_funcs:
             lib = _libbpf.libbpf()

@@ -1,0 +1,215 @@
+"""rand() in every file that defines it: the loader's half of the `libs` map.
+
+BPF looks up each file a target maps for execution in `libs` and stops a
+target that maps one never seen (`holds`, bpf/oomkiller.bpf.c). Here each
+such file is read once: where it defines rand() the `on_rand` uprobe is
+attached to it; then its entry is settled and the held process resumed.
+The verdicts are BPF's (which file, whom to hold); this module only reads
+symbols, attaches and resumes the process BPF stopped.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+from ctypes import byref, c_uint32
+from typing import Callable, Iterator, Optional
+
+from oomkiller import abi, elfsym
+from oomkiller.generation import Generation
+
+PROGRAM = "on_rand"
+SYMBOL = "rand"
+# Files with the uprobe, each an fd we keep (a reload attaches the next
+# generation to it, and an unlinked old libc stays probeable): bounded.
+MAX_PROBED = 256
+# 32-bit C libraries no process of ours maps, probed at start all the same.
+LIB32 = ("/lib32/libc.so.6", "/usr/lib32/libc.so.6", "/lib/i386-linux-gnu/libc.so.6",
+         "/usr/lib/i386-linux-gnu/libc.so.6")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+Key = tuple[int, int]  # (dev as the kernel encodes it, inode): BPF's oomk_file_id
+
+
+def kernel_dev(major: int, minor: int) -> int:
+    """dev_t as inode->i_sb->s_dev holds it (MKDEV)."""
+    return (major << 20) | minor
+
+
+def exec_mappings(pid: str) -> Iterator[tuple[Key, str]]:
+    """(file key, /proc/PID/map_files path) of each executable file mapping."""
+    try:
+        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as f:
+            lines = f.readlines()
+    except OSError:
+        return
+    for line in lines:
+        parts = line.split(maxsplit=5)
+        if len(parts) < 6 or "x" not in parts[1] or parts[4] == "0":
+            continue
+        major, _, minor = parts[3].partition(":")
+        start, _, end = parts[0].partition("-")
+        try:
+            key = (kernel_dev(int(major, 16), int(minor, 16)), int(parts[4]))
+            # map_files names are unpadded hex (maps pads to 8 digits)
+            path = f"/proc/{pid}/map_files/{int(start, 16):x}-{int(end, 16):x}"
+        except ValueError:
+            continue
+        yield key, path
+
+
+class RandProbes:
+    """The files checked for rand(), and the uprobes on those that define it."""
+
+    def __init__(self, lib: ctypes.CDLL, warn: Callable[[str], None],
+                 say: Callable[[str], None]) -> None:
+        self.lib = lib
+        self.warn = warn
+        self.say = say
+        self.probed: dict[Key, tuple[int, int, str]] = {}  # key -> (fd, offset, name)
+        self.settled: set[Key] = set()
+        self.unprobeable = 0  # files that define rand() or are static, but can't be probed
+
+    def close(self) -> None:
+        for fd, _, _ in self.probed.values():
+            os.close(fd)
+        self.probed.clear()
+        self.settled.clear()
+
+    # -- per generation --------------------------------------------------------
+
+    def start(self, gen: Generation) -> None:
+        """A new generation: attach it to every file probed so far, then
+        settle the C libraries we know of before any target maps them."""
+        if not gen.has_program(PROGRAM):
+            return
+        for fd, offset, _ in self.probed.values():
+            gen.attach_uprobe(PROGRAM, f"/proc/self/fd/{fd}", offset)
+        for key, path in exec_mappings("self"):
+            self.settle(gen, key, path)
+        for path in LIB32:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            self.settle(gen, (kernel_dev(os.major(st.st_dev), os.minor(st.st_dev)), st.st_ino),
+                        path)
+
+    def pending(self, gen: Generation) -> bool:
+        """Whether any target is held (one map syscall)."""
+        try:
+            self.lib.bpf_map_get_next_key(gen.map_fd("holds"), None, byref(c_uint32()))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def release(self, gen: Generation) -> None:
+        """Settle every file each held target maps, then resume it."""
+        fd = gen.map_fd("holds")
+        tgids, key = [], c_uint32()
+        while len(tgids) < 1024:
+            try:
+                self.lib.bpf_map_get_next_key(fd, byref(key) if tgids else None, byref(key))
+            except FileNotFoundError:
+                break
+            tgids.append(key.value)
+        for tgid in tgids:
+            hold = abi.OomkHold()
+            try:
+                self.lib.bpf_map_lookup_elem(fd, byref(c_uint32(tgid)), byref(hold))
+            except FileNotFoundError:
+                continue
+            for k, path in exec_mappings(str(tgid)):
+                self.settle(gen, k, path)
+            self.lib.bpf_map_delete_elem(fd, byref(c_uint32(tgid)))
+            resume(tgid, hold.start_boottime)
+
+    # -- one file ----------------------------------------------------------------
+
+    def settle(self, gen: Generation, key: Key, path: str) -> None:
+        """Read the file at path once: probe it if it defines rand(); then
+        tell BPF (libs[key]) what it is."""
+        if key in self.settled:
+            return
+        state = abi.LIB_NONE
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            self.say(f"rand: cannot open {path}: {e.strerror}")
+            return  # left PENDING: the next target that maps it is held again
+        name = readlink(path)
+        try:
+            with os.fdopen(os.dup(fd), "rb") as f:
+                verdict = elfsym.find_function(f, SYMBOL)
+            if verdict.kind == "probe":
+                state = self._probe(gen, key, fd, verdict.offset, name)
+            elif verdict.kind == "stripped":
+                state = self._unprobeable(gen, f"{name}: a static program without symbols: "
+                                                   "its rand() calls are not counted")
+        finally:
+            if state != abi.LIB_PROBED:  # a probed file's fd is kept (self.probed)
+                os.close(fd)
+        self.settled.add(key)
+        self._tell(gen, key, state)
+
+    def _probe(self, gen: Generation, key: Key, fd: int, offset: int, name: str) -> int:
+        if len(self.probed) >= MAX_PROBED:
+            return self._unprobeable(gen, f"{name}: more than {MAX_PROBED} files define rand(): "
+                                     "its calls are not counted (restart oomkiller to start over)")
+        try:
+            gen.attach_uprobe(PROGRAM, f"/proc/self/fd/{fd}", offset)
+        except OSError as e:
+            return self._unprobeable(gen, f"{name}: cannot attach the rand() uprobe: "
+                                     f"{e.strerror}: its calls are not counted")
+        self.probed[key] = (fd, offset, name)
+        self.say(f"rand: probing {name} at {offset:#x}")
+        return abi.LIB_PROBED
+
+    def _unprobeable(self, gen: Generation, why: str) -> int:
+        """Warn (once: each file is settled once), and count it for status."""
+        self.unprobeable += 1
+        gen.store_unprobeable(self.unprobeable)
+        self.warn(why)
+        return abi.LIB_UNPROBEABLE
+
+    def _tell(self, gen: Generation, key: Key, state: int) -> None:
+        k = abi.OomkFileId(dev=key[0], ino=key[1])
+        try:
+            self.lib.bpf_map_update_elem(gen.map_fd("libs"), byref(k), byref(c_uint32(state)), 0)
+        except OSError as e:
+            self.say(f"rand: cannot record {key}: {e.strerror}")
+
+
+def readlink(path: str) -> str:
+    try:
+        return os.readlink(path) if path.startswith("/proc/") else path
+    except OSError:
+        return path
+
+
+def start_boottime_ticks(tgid: int) -> Optional[int]:
+    """Field 22 of /proc/TGID/stat: the process's start, in clock ticks since boot."""
+    try:
+        with open(f"/proc/{tgid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    return int(fields[19]) if len(fields) > 19 else None
+
+
+def resume(tgid: int, start_boottime_ns: int) -> None:
+    """SIGCONT to the process BPF stopped, and only to it: a pidfd pins the
+    process, then its start time must be the one BPF recorded."""
+    try:
+        pidfd = os.pidfd_open(tgid)
+    except OSError:
+        return  # gone
+    try:
+        if start_boottime_ticks(tgid) == start_boottime_ns * CLK_TCK // 1_000_000_000:
+            signal.pidfd_send_signal(pidfd, signal.SIGCONT)
+    except OSError:
+        pass
+    finally:
+        os.close(pidfd)
