@@ -102,7 +102,8 @@ extern int bpf_send_signal_task(struct task_struct *task, int sig,
 #include <asm/unistd_64.h>
 #include "oomk_unistd_32.h"
 
-enum sys_kind { K_NONE = 0, K_WRITE, K_READ, K_FD, K_SYSINFO };
+/* K_MAP: may have made a file executable (mmap, mprotect: see lib_sys()). */
+enum sys_kind { K_NONE = 0, K_WRITE, K_READ, K_FD, K_SYSINFO, K_MAP };
 
 #define SYS_NR_MAX	512
 #define TS_COMPAT	0x0002	/* arch/x86/include/asm/thread_info.h */
@@ -190,11 +191,14 @@ enum sys_kind { K_NONE = 0, K_WRITE, K_READ, K_FD, K_SYSINFO };
 static const __u8 sys_class[SYS_NR_MAX] = {
 	FOR_EACH_SYSCALL(SYS_CLASS)
 	[__NR_sysinfo] = K_SYSINFO,
+	[__NR_mmap] = K_MAP, [__NR_mprotect] = K_MAP, [__NR_pkey_mprotect] = K_MAP,
 };
 
 #define SYS_CLASS32(name, kind) [NR32_##name] = kind,
 static const __u8 sys_class32[SYS_NR_MAX] = {
 	FOR_EACH_SYSCALL32(SYS_CLASS32)
+	[NR32_mmap] = K_MAP, [NR32_mmap2] = K_MAP, [NR32_mprotect] = K_MAP,
+	[NR32_pkey_mprotect] = K_MAP,
 };
 
 /* The calls that can send on a socket and also count once in ioac.syscw:
@@ -798,29 +802,23 @@ static __always_inline void lib_mapped(struct task_struct *t, __u64 addr)
 	     t->group_leader->comm);
 }
 
-/* At a syscall's exit: mmap or mprotect may have made a file executable. */
-static __always_inline void lib_sys(__u64 nr, long ret)
+/* At the exit of a K_MAP call of target t: the mapping at mmap's result,
+ * or at mprotect's address, may be a file now executable. */
+static __always_inline void lib_sys(struct task_struct *t, long ret)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
 	struct pt_regs *regs;
+	__u64 nr;
 
 	if (ret < 0 && ret > -4096)
 		return;
-	if (in_compat_syscall(t)) {
-		if (nr == NR32_mmap || nr == NR32_mmap2) {
-			lib_mapped(t, (__u32)ret);
-		} else if (nr == NR32_mprotect || nr == NR32_pkey_mprotect) {
-			regs = (struct pt_regs *)bpf_task_pt_regs(t);
-			if (regs)
-				lib_mapped(t, (__u32)regs->bx);
-		}
-	} else if (nr == __NR_mmap) {
-		lib_mapped(t, ret);
-	} else if (nr == __NR_mprotect || nr == __NR_pkey_mprotect) {
-		regs = (struct pt_regs *)bpf_task_pt_regs(t);
-		if (regs)
-			lib_mapped(t, regs->di);
-	}
+	regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	if (!regs)
+		return;
+	nr = regs->orig_ax;
+	if (in_compat_syscall(t))
+		lib_mapped(t, nr == NR32_mmap || nr == NR32_mmap2 ? (__u32)ret : (__u32)regs->bx);
+	else
+		lib_mapped(t, nr == __NR_mmap ? ret : regs->di);
 }
 
 /* ---------------------------------------------------------------------
@@ -912,6 +910,8 @@ static __always_inline int on_sys(__u32 kind, long ret)
 	t = bpf_get_current_task_btf();
 	if (!task_is_target(t))
 		return 0;
+	if (kind == K_MAP)
+		lib_sys(t, ret);
 	id = bpf_get_current_pid_tgid();
 	tgid = id >> 32;
 	tid = (__u32)id;
@@ -920,7 +920,7 @@ static __always_inline int on_sys(__u32 kind, long ret)
 		return 0;
 	/* At a thread's first sight, count the call that brought us here if it
 	 * succeeded (a failed one may not have moved the counters). */
-	if (kind != K_NONE) {	/* the others move neither syscw nor rchar */
+	if (kind != K_NONE && kind != K_MAP) {	/* the others move neither syscw nor rchar */
 		th = thr_get(t, tgid, tid, kind == K_WRITE && ret >= 0,
 			     kind == K_READ && ret > 0 ? ret : 0);
 		if (th) {
@@ -991,7 +991,6 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 	}
 	if (!(cfg.flags & OOMK_CF_SYS_TP))
 		return 0;
-	lib_sys(regs->orig_ax, ret);
 	return on_sys(kind, ret);
 }
 
@@ -1005,7 +1004,6 @@ int tp_sys_exit_tp(struct trace_event_raw_sys_exit *ctx)
 
 	if (!live() || kind == K_SYSINFO)
 		return 0;
-	lib_sys(ctx->id, ctx->ret);
 	return on_sys(kind, ctx->ret);
 }
 

@@ -62,8 +62,12 @@ def libdir(tmp_path_factory):
 
 
 def test_static_program_with_symbols(default_killer):
+    """Held once, the first time it runs (its own text is new), never again."""
+    holds = default_killer.status()["holds"]
     _lives_below(default_killer, "oomp_rand_static")
+    assert default_killer.status()["holds"] == holds + 1
     _dies_at_the_limit(default_killer, "oomp_rand_static")
+    assert default_killer.status()["holds"] == holds + 1
 
 
 def test_musl_program(default_killer):
@@ -102,10 +106,15 @@ def test_a_non_target_is_never_held(default_killer, tmp_path):
     killer's hold count does not move, and it finishes."""
     plain = tmp_path / "plainrand_static"
     shutil.copy2(K.prog_path("oomp_rand_static"), plain)
-    before = default_killer.status()
+    holds = default_killer.status()["holds"]
     res = K.run(plain, str(LIMIT + 50))
     assert res.ok, res.describe()
-    assert default_killer.status().get("holds") == before.get("holds"), default_killer.status()
+    assert default_killer.status()["holds"] == holds, default_killer.status()
+    # The same file under a target's name (a hard link: one inode) is new to
+    # the killer: the non-target's run never even looked at it.
+    os.link(plain, tmp_path / "oomp_rand_link")
+    _dies_at_the_limit(default_killer, tmp_path / "oomp_rand_link")
+    assert default_killer.status()["holds"] == holds + 1, default_killer.status()
 
 
 def test_a_stripped_static_program_is_warned_once(default_killer):
@@ -116,3 +125,4 @@ def test_a_stripped_static_program_is_warned_once(default_killer):
     name = str(K.prog_path("oomp_rand_stripped"))
     lines = [ln for ln in default_killer.stderr_text().splitlines() if name in ln]
     assert len(lines) == 1 and "static program without symbols" in lines[0], lines
+    assert default_killer.status()["rand_unprobeable"] == 1, default_killer.status()

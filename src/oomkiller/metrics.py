@@ -69,6 +69,15 @@ def render(k: "Killer", skipped: dict[str, int]) -> str:
     t.metric("oomkiller_untracked_threads_total", "counter",
              "Target threads not tracked because the thread map was full.",
              [({}, st.untracked_threads)])
+    t.metric("oomkiller_rand_holds_total", "counter",
+             "Targets stopped until a file they mapped was checked for rand().",
+             [({}, st.holds)])
+    t.metric("oomkiller_rand_unprobeable_files", "gauge",
+             "Files whose rand() calls can't be counted (a static program without "
+             "symbols; no room).", [({}, st.unprobeable)])
+    t.metric("oomkiller_rand_files_unchecked_total", "counter",
+             "Files a target mapped that were not checked for rand() (libs or holds map full).",
+             [({}, st.libs_unseen)])
     t.metric("oomkiller_events_dropped_total", "counter",
              "Events lost because the ring buffer was full.", [({}, st.dropped)])
     t.metric("oomkiller_memory_used_bytes", "gauge",
