@@ -126,3 +126,31 @@ def test_a_stripped_static_program_is_warned_once(default_killer):
     lines = [ln for ln in default_killer.stderr_text().splitlines() if name in ln]
     assert len(lines) == 1 and "static program without symbols" in lines[0], lines
     assert default_killer.status()["rand_unprobeable"] == 1, default_killer.status()
+
+
+def test_a_burst_of_targets_held_for_one_new_file(default_killer, tmp_path):
+    """40 targets exec a never-seen static program at once: each is held
+    (the file is read once), each resumed, each dies at exactly its 100th
+    call; then 40 more below the limit all live."""
+    prog = tmp_path / "oomp_rand_burst"
+    shutil.copy2(K.prog_path("oomp_rand_static"), prog)
+    holds = default_killer.status()["holds"]
+    for n, want_killed in ((LIMIT + 50, True), (LIMIT - 1, False)):
+        procs = []
+        try:
+            procs = [subprocess.Popen([prog, str(n)], stdout=subprocess.DEVNULL)
+                     for _ in range(40)]
+            codes = [p.wait(timeout=60) for p in procs]
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        if want_killed:
+            assert codes == [-9] * 40, codes
+            for p in procs:
+                ev = default_killer.wait_event(pid=p.pid, kind="kill")
+                assert ev is not None and ev["value"] == LIMIT, (p.pid, ev)
+        else:
+            assert codes == [0] * 40, codes
+    assert holds < default_killer.status()["holds"] <= holds + 40
