@@ -96,3 +96,21 @@ def test_io_uring_workers_are_not_created_threads():
         k.wait_samples(1)
         assert p.alive(), p.describe()
         assert not k.find_events(pid=p.pid), k.find_events(pid=p.pid)
+
+
+def test_io_wq_workers_beside_90_threads_of_its_own_live():
+    """Issue 18's shape: io-wq workers (kernel-made) plus 90 threads the
+    program made itself, under the default limit of 100 threads, live."""
+    with K.Killer(*R.OPEN) as k, R.Rel("uring-aw:50", "threads:90", "pause") as p:
+        assert p.wait_state(K.S_SLEEPING), p.describe()
+        workers = 0
+        for tid in os.listdir(f"/proc/{p.pid}/task"):
+            try:
+                workers += open(f"/proc/{p.pid}/task/{tid}/comm").read().startswith("iou-wrk")
+            except OSError:
+                pass
+        assert workers >= 1, "no io-wq worker seen: the test proves nothing"
+        assert p.pid in R.tracked_pids(k), "the killer never saw the io_uring target"
+        k.wait_samples(1)
+        assert p.alive(), p.describe()
+        assert not k.find_events(pid=p.pid), k.find_events(pid=p.pid)
