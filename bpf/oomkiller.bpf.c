@@ -737,8 +737,10 @@ static __always_inline void checkpoint(struct oomk_proc *p, struct task_struct *
  * there. Each file is settled once: a file is held for at most once per
  * killer lifetime, the first time any target maps it.
  */
+/* LRU: past 4096 files the least recently mapped is forgotten, and held
+ * for once more if a target maps it again; its uprobe stays. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, struct oomk_file_id);
 	__type(value, __u32);		/* enum oomk_lib_state */

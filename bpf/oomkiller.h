@@ -114,7 +114,7 @@ struct oomk_stats {
 	__u64 gate_open;	/* gate_open() at the last sample: what status shows */
 	__u64 tracked;		/* entries in procs: inserts minus deletes */
 	__u64 holds;		/* targets stopped until a file they mapped was probed */
-	__u64 libs_unseen;	/* files not checked for rand(): libs or holds map full */
+	__u64 libs_unseen;	/* mappings not checked for rand(): holds map full */
 	__u64 unprobeable;	/* files whose rand() can't be probed: the loader's count,
 				 * stored here (only by it) for status and metrics */
 	/* The totals above, per rule (enum oomk_rule), for metrics. */

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import resource
 import signal
 from ctypes import byref, c_uint32
 from typing import Callable, Iterator, Optional
@@ -22,8 +23,9 @@ from oomkiller.generation import Generation
 PROGRAM = "on_rand"
 SYMBOL = "rand"
 # Files with the uprobe, each an fd we keep (a reload attaches the next
-# generation to it, and an unlinked old libc stays probeable): bounded.
-MAX_PROBED = 256
+# generation to it, and an unlinked old libc stays probeable): bounded, and
+# the soft RLIMIT_NOFILE raised to fit them (systemd's default is 1024).
+MAX_PROBED = 1024
 # 32-bit C libraries no process of ours maps, probed at start all the same.
 LIB32 = ("/lib32/libc.so.6", "/usr/lib32/libc.so.6", "/lib/i386-linux-gnu/libc.so.6",
          "/usr/lib/i386-linux-gnu/libc.so.6")
@@ -68,8 +70,15 @@ class RandProbes:
         self.warn = warn
         self.say = say
         self.probed: dict[Key, tuple[int, int, str]] = {}  # key -> (fd, offset, name)
-        self.settled: set[Key] = set()
+        self.settled: dict[Key, int] = {}  # what each file read turned out to be
         self.unprobeable = 0  # files that define rand() or are static, but can't be probed
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = MAX_PROBED + 1024
+        if soft != resource.RLIM_INFINITY and soft < want:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+            except (ValueError, OSError):
+                pass  # past the limit, a file is warned about as unprobeable
 
     def close(self) -> None:
         for fd, _, _ in self.probed.values():
@@ -130,7 +139,8 @@ class RandProbes:
     def settle(self, gen: Generation, key: Key, path: str) -> None:
         """Read the file at path once: probe it if it defines rand(); then
         tell BPF (libs[key]) what it is."""
-        if key in self.settled:
+        if key in self.settled:  # BPF forgot it (libs is an LRU): tell it again
+            self._tell(gen, key, self.settled[key])
             return
         state = abi.LIB_NONE
         try:
@@ -150,7 +160,7 @@ class RandProbes:
         finally:
             if state != abi.LIB_PROBED:  # a probed file's fd is kept (self.probed)
                 os.close(fd)
-        self.settled.add(key)
+        self.settled[key] = state
         self._tell(gen, key, state)
 
     def _probe(self, gen: Generation, key: Key, fd: int, offset: int, name: str) -> int:

@@ -76,7 +76,7 @@ def render(k: "Killer", skipped: dict[str, int]) -> str:
              "Files whose rand() calls can't be counted (a static program without "
              "symbols; no room).", [({}, st.unprobeable)])
     t.metric("oomkiller_rand_files_unchecked_total", "counter",
-             "Files a target mapped that were not checked for rand() (libs or holds map full).",
+             "Mappings of a target not checked for rand() (the holds map was full).",
              [({}, st.libs_unseen)])
     t.metric("oomkiller_events_dropped_total", "counter",
              "Events lost because the ring buffer was full.", [({}, st.dropped)])
