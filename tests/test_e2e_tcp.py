@@ -95,10 +95,13 @@ def test_mptcp_sends_below_live(tcp_killer, how):
     assert not tcp_killer.find_events(pid=res.pid)
 
 
+# TCP_MAXSEG does not reach an MPTCP socket's subflows on every kernel (not
+# on Debian's 6.18.5): the MSS is pinned by a loopback of MTU 1400 in a
+# network namespace of the workload's own.
 @pytest.mark.parametrize("how", ["mptcp", "fallback-v6"])
 def test_large_mptcp_sends_count_ceil_bytes_over_mss(tcp_killer, how):
     n = LIMIT // SEGS
-    res = K.work("tcp-send", n, "--maxseg", 1000, "--segs", SEGS, *MPTCP[how])
+    res = K.work("tcp-send", n, "--mtu", 1400, "--segs", SEGS, *MPTCP[how])
     assert res.killed, f"{n} {how} sends of {SEGS} segments must die: {res.describe()}"
     ev = tcp_killer.wait_event(pid=res.pid, kind="kill")
     assert ev is not None and K.rule_key(ev["rule"]) == "tcppackets", ev

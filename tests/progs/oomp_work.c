@@ -38,7 +38,9 @@
  *                --nodelay, --maxseg B, --segs K (K*mss - mss/2 bytes each),
  *                --v6 (over ::1), --mptcp (an MPTCP client and listener),
  *                --server-tcp (with --mptcp: a plain TCP listener, so the
- *                connection falls back to TCP)
+ *                connection falls back to TCP), --mtu B (first, a network
+ *                namespace of its own whose loopback has MTU B: an MSS that
+ *                holds still where TCP_MAXSEG does not reach MPTCP subflows)
  *   udp-send:N   N datagrams of -c bytes (16) on loopback (--via write: on a
  *                connected socket)
  *   uring-w:N    N IORING_OP_WRITE of 1 byte to OUT (or /dev/null)
@@ -88,6 +90,7 @@
 #include <linux/io_uring.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -100,6 +103,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -127,7 +131,7 @@ static const char *via = "send";
 static long chunk = -1;
 static int opt_total, opt_nodelay, opt_concurrent, image;
 static int opt_v6, opt_mptcp, opt_server_tcp;
-static long fd_base = 1000, fd_stride = 37, maxseg, segs;
+static long fd_base = 1000, fd_stride = 37, maxseg, segs, mtu;
 static int out_fd = -1;
 static int *held, nheld, held_cap;	/* the fds the fd steps made, for close */
 static char **opt_argv;			/* argv[1..opt_argc): the options */
@@ -590,6 +594,25 @@ struct tcp_conn {
 	pthread_t th;
 };
 
+/* --mtu: this process alone in a new network namespace, its loopback up
+ * with that MTU (needs CAP_NET_ADMIN; the tests run as root). */
+static void private_loopback(long m)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int s;
+
+	if (unshare(CLONE_NEWNET))
+		die("unshare CLONE_NEWNET");
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ifr.ifr_mtu = (int)m;
+	if (s < 0 || ioctl(s, SIOCSIFMTU, &ifr) || ioctl(s, SIOCGIFFLAGS, &ifr))
+		die("loopback mtu");
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr))
+		die("loopback up");
+	close(s);
+}
+
 static void tcp_open(struct tcp_conn *t, int nodelay)
 {
 	struct sockaddr_storage addr = { .ss_family = opt_v6 ? AF_INET6 : AF_INET };
@@ -638,9 +661,9 @@ static void op_tcp(long long n)
 {
 	long c = chunk > 0 ? chunk : 16;
 	struct tcp_conn t;
-	int mss = 0;
-	socklen_t mlen = sizeof(mss);
-	int mfd = -1, pfd[2] = { -1, -1 };
+	struct tcp_info ti;
+	socklen_t tlen = sizeof(ti);
+	int mss, mfd = -1, pfd[2] = { -1, -1 };
 	char *buf = malloc(c);
 	long long i;
 
@@ -648,9 +671,11 @@ static void op_tcp(long long n)
 		die("malloc");
 	memset(buf, 't', c);
 	tcp_open(&t, opt_nodelay);
-	/* connected: TCP_MAXSEG reads back the MSS in use (tp->mss_cache) */
-	if (getsockopt(t.cfd, IPPROTO_TCP, TCP_MAXSEG, &mss, &mlen))
-		die("getsockopt TCP_MAXSEG");
+	/* connected: tcpi_snd_mss is the MSS in use (tp->mss_cache; on MPTCP,
+	 * its first subflow's) */
+	if (getsockopt(t.cfd, IPPROTO_TCP, TCP_INFO, &ti, &tlen))
+		die("getsockopt TCP_INFO");
+	mss = ti.tcpi_snd_mss;
 	progress_set(P_MSS, mss);
 	if (segs > 0) {
 		/* --segs K: K*mss - mss/2 bytes, which is K segments */
@@ -1404,7 +1429,7 @@ static void usage(void)
 {
 	dprintf(2, "usage: oomp_work [-p PROGRESS] [-o OUT] [-i IN] [-c CHUNK] "
 		"[-t TIMEOUT_S] [--total] [--via HOW] [--nodelay] [--maxseg B] "
-		"[--segs K] [--v6] [--mptcp] [--server-tcp] [--base N] [--stride N] [--concurrent] [--rename NAME] "
+		"[--segs K] [--v6] [--mptcp] [--server-tcp] [--mtu B] [--base N] [--stride N] [--concurrent] [--rename NAME] "
 		"STEP...\n");
 	exit(2);
 }
@@ -1428,6 +1453,7 @@ int main(int argc, char **argv)
 		{ "v6", no_argument, NULL, '6' },
 		{ "mptcp", no_argument, NULL, 'm' },
 		{ "server-tcp", no_argument, NULL, 'S' },
+		{ "mtu", required_argument, NULL, 'U' },
 		{ "rename", required_argument, NULL, 'R' },
 		{ "image", required_argument, NULL, 'I' },	/* set by exec */
 		{ NULL, 0, NULL, 0 },
@@ -1456,6 +1482,7 @@ int main(int argc, char **argv)
 		case '6': opt_v6 = 1; break;
 		case 'm': opt_mptcp = 1; break;
 		case 'S': opt_server_tcp = 1; break;
+		case 'U': mtu = atol(optarg); break;
 		case 'R': rename_to = optarg; break;
 		case 'I': image = atoi(optarg); break;
 		default: usage();
@@ -1480,6 +1507,8 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &blocked, NULL);
 	if (prog_path && progress_map(prog_path, image))
 		die("progress");
+	if (mtu > 0 && !image)
+		private_loopback(mtu);
 	run_steps(argv + optind, argc - optind);
 	progress_set(P_STATE, S_FINISHED);
 	return 0;
