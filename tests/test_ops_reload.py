@@ -1,6 +1,7 @@
 """SIGHUP: re-read the config, apply new limits without a gap (issue 5)."""
 from __future__ import annotations
 
+import shutil
 import signal
 
 import killer as K
@@ -127,3 +128,33 @@ def test_a_reload_that_opens_the_gate_kills_the_condemned_at_once(tmp_path, monk
         kill = k.wait_event(pid=victim.pid, kind="kill", timeout=10)
         assert kill is not None, k.stdout_lines
         assert K.rule_key(kill["rule"]) == "writes" and kill["tid"] == 0, kill  # by the sweep
+
+
+def test_a_reload_keeps_rand_probed_in_every_file_and_can_switch_it_off(tmp_path, monkeypatch):
+    """The rand() uprobes on files probed while running (a static program
+    here) move to the new generation: its 100th call still kills. With rand
+    off after a reload, nothing counts it and nobody is held; back on, the
+    file is still known (no new hold) and the rule holds again."""
+    prog = tmp_path / "oomp_rand_reload"
+    shutil.copy2(K.prog_path("oomp_rand_static"), prog)
+    conf = tmp_path / "oomkiller.conf"
+    monkeypatch.setenv("OOMKILLER_CONFIG", H.write_config(conf, "max-rand = 100\n"))
+    with K.Killer("--min-used", "0") as k:
+        res = K.run(prog, "150")
+        assert res.killed, res.describe()
+        holds = H.status_json()["holds"]
+        reload(k, "oomkiller: reloaded:")
+        res = K.run(prog, "150")
+        assert res.killed, f"rand in a file probed before the reload escaped: {res.describe()}"
+        ev = k.wait_event(pid=res.pid, kind="kill", timeout=10)
+        assert ev is not None and ev["rule"] == "rand" and ev["value"] == 100, ev
+
+        H.write_config(conf, "max-rand = off\n")
+        reload(k, "rand=off")
+        res = K.run(prog, "150")
+        assert res.ok, res.describe()
+        H.write_config(conf, "max-rand = 100\n")
+        reload(k, "rand=100")
+        res = K.run(prog, "150")
+        assert res.killed, res.describe()
+        assert H.status_json()["holds"] == holds, "a file settled before was held again"
