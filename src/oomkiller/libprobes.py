@@ -26,9 +26,6 @@ SYMBOL = "rand"
 # generation to it, and an unlinked old libc stays probeable): bounded, and
 # the soft RLIMIT_NOFILE raised to fit them (systemd's default is 1024).
 MAX_PROBED = 1024
-# 32-bit C libraries no process of ours maps, probed at start all the same.
-LIB32 = ("/lib32/libc.so.6", "/usr/lib32/libc.so.6", "/lib/i386-linux-gnu/libc.so.6",
-         "/usr/lib/i386-linux-gnu/libc.so.6")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 Key = tuple[int, int]  # (dev as the kernel encodes it, inode): BPF's oomk_file_id
@@ -90,20 +87,17 @@ class RandProbes:
 
     def start(self, gen: Generation) -> None:
         """A new generation: attach it to every file probed so far, then
-        settle the C libraries we know of before any target maps them."""
+        settle the libraries we map ourselves (the system's ld.so and libc)
+        before any target maps them. Every key comes from a mapping, as
+        BPF's do (the inode behind the mapping: an overlayfs file's real
+        one), never from stat(): a file known under two keys would get two
+        uprobes, and each call would count twice."""
         if not gen.has_program(PROGRAM):
             return
         for fd, offset, _ in self.probed.values():
             gen.attach_uprobe(PROGRAM, f"/proc/self/fd/{fd}", offset)
         for key, path in exec_mappings("self"):
             self.settle(gen, key, path)
-        for path in LIB32:
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            self.settle(gen, (kernel_dev(os.major(st.st_dev), os.minor(st.st_dev)), st.st_ino),
-                        path)
 
     def pending(self, gen: Generation) -> bool:
         """Whether any target is held (one map syscall)."""
