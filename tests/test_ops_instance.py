@@ -27,7 +27,7 @@ def test_a_second_killer_is_refused_and_the_first_runs_on():
 def test_clean_stop_removes_pins_and_state_and_detaches_everything():
     with K.Killer("--min-used", "0") as k:
         assert H.PIN_DIR.is_dir()
-        assert sorted(p.name for p in H.PIN_DIR.iterdir()) == ["config", "procs", "stats"]
+        assert sorted(p.name for p in H.PIN_DIR.iterdir()) == ["config", "holds", "procs", "stats"]
         assert H.STATE_PATH.is_file()
         ours = H.killer_prog_ids(k.pid)
         assert ours and ours <= K.bpf_prog_ids()

@@ -60,7 +60,7 @@ def run(settings: Settings, stopper: Stopper, reloader: Optional[Reloader] = Non
     if not has_bpf_privileges(effective_caps()):
         return fail("need root, or CAP_BPF and CAP_PERFMON: run it with sudo")
     # Imported here so --help, --version and bad arguments never touch libbpf.
-    from oomkiller import loader
+    from oomkiller import libprobes, loader
     from oomkiller.bpflog import LibbpfLog
 
     def reread() -> Settings:
@@ -77,7 +77,10 @@ def run(settings: Settings, stopper: Stopper, reloader: Optional[Reloader] = Non
     except OSError as e:
         return fail(f"cannot take the lock {lock.path}: {e.strerror}: run it as root")
     try:
-        instance.remove_stale()  # only now: a running killer's pins are its own
+        # Only now: a running killer's pins are its own. One that died may
+        # have left targets stopped for a probe (libprobes.py).
+        libprobes.resume_left()
+        instance.remove_stale()
         return _run_locked(settings, stopper, reloader, reread, loader, LibbpfLog)
     finally:
         lock.release()

@@ -14,11 +14,13 @@ import ctypes
 import os
 import resource
 import signal
+import sys
 from ctypes import byref, c_uint32
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, TextIO
 
-from oomkiller import abi, elfsym
+from oomkiller import _libbpf, abi, elfsym, instance
 from oomkiller.generation import Generation
+from oomkiller.messages import Messages
 
 PROGRAM = "on_rand"
 SYMBOL = "rand"
@@ -185,6 +187,32 @@ class RandProbes:
             self.say(f"rand: cannot record {key}: {e.strerror}")
 
 
+def resume_left(err: TextIO = sys.stderr) -> None:
+    """Resume the targets a killer that died left stopped: its pinned
+    `holds`, if any. Call with the instance lock held, before the pins go."""
+    try:
+        lib = _libbpf.libbpf()
+        fd = lib.bpf_obj_get(os.path.join(instance.PIN_DIR, "holds").encode())
+    except (OSError, _libbpf.LibraryMissing):
+        return
+    resumed = 0
+    try:
+        key, hold = c_uint32(), abi.OomkHold()
+        first = True
+        for _ in range(4096):
+            try:
+                lib.bpf_map_get_next_key(fd, None if first else byref(key), byref(key))
+                lib.bpf_map_lookup_elem(fd, byref(key), byref(hold))
+            except FileNotFoundError:
+                break
+            first = False
+            resumed += resume(key.value, hold.start_boottime)
+    finally:
+        os.close(fd)
+    if resumed:
+        Messages(err).warn(f"resumed {resumed} process(es) the last killer left stopped")
+
+
 def readlink(path: str) -> str:
     try:
         return os.readlink(path) if path.startswith("/proc/") else path
@@ -203,17 +231,19 @@ def start_boottime_ticks(tgid: int) -> Optional[int]:
     return int(fields[19]) if len(fields) > 19 else None
 
 
-def resume(tgid: int, start_boottime_ns: int) -> None:
+def resume(tgid: int, start_boottime_ns: int) -> bool:
     """SIGCONT to the process BPF stopped, and only to it: a pidfd pins the
     process, then its start time must be the one BPF recorded."""
     try:
         pidfd = os.pidfd_open(tgid)
     except OSError:
-        return  # gone
+        return False  # gone
     try:
         if start_boottime_ticks(tgid) == start_boottime_ns * CLK_TCK // 1_000_000_000:
             signal.pidfd_send_signal(pidfd, signal.SIGCONT)
+            return True
     except OSError:
         pass
     finally:
         os.close(pidfd)
+    return False

@@ -210,6 +210,7 @@ class Killer:
                 self.pins.create()
                 self.pins.pin("procs", self.gen.map_fd("procs"))
                 self.pins.pin("stats", self.lib.bpf_map__fd(self.gen.internal_map(".bss")))
+                self.pins.pin("holds", self.gen.map_fd("holds"))  # for resume_left()
             self.pins.pin("config", self.lib.bpf_map__fd(self.gen.internal_map(".rodata")))
             instance.write_state(describe.state(self))
         except (instance.PinError, OSError) as e:
