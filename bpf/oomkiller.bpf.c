@@ -102,8 +102,9 @@ extern int bpf_send_signal_task(struct task_struct *task, int sig,
 #include <asm/unistd_64.h>
 #include "oomk_unistd_32.h"
 
-/* K_MAP: may have made a file executable (mmap, mprotect: see lib_sys()). */
-enum sys_kind { K_NONE = 0, K_WRITE, K_READ, K_FD, K_SYSINFO, K_MAP };
+/* K_MAP: may have made a file executable (mmap, mprotect: see lib_sys()).
+ * K_URING: a K_FD call that names an io_uring ring (see ring_sys()). */
+enum sys_kind { K_NONE = 0, K_WRITE, K_READ, K_FD, K_SYSINFO, K_MAP, K_URING };
 
 #define SYS_NR_MAX	512
 #define TS_COMPAT	0x0002	/* arch/x86/include/asm/thread_info.h */
@@ -130,7 +131,7 @@ enum sys_kind { K_NONE = 0, K_WRITE, K_READ, K_FD, K_SYSINFO, K_MAP };
 	X(timerfd_create, K_FD)	X(userfaultfd, K_FD)			\
 	X(perf_event_open, K_FD) X(bpf, K_FD)				\
 	X(pidfd_open, K_FD)	X(pidfd_getfd, K_FD)			\
-	X(io_uring_setup, K_FD)	X(io_uring_enter, K_FD)			\
+	X(io_uring_setup, K_URING) X(io_uring_enter, K_URING)			\
 	X(mq_open, K_FD)	X(open_tree, K_FD)			\
 	X(fsopen, K_FD)		X(fsmount, K_FD)	X(fspick, K_FD)	\
 	X(clone, K_FD)		X(clone3, K_FD)		X(ioctl, K_FD)	\
@@ -159,7 +160,7 @@ enum sys_kind { K_NONE = 0, K_WRITE, K_READ, K_FD, K_SYSINFO, K_MAP };
 	X(timerfd_create, K_FD)	X(userfaultfd, K_FD)			\
 	X(perf_event_open, K_FD) X(bpf, K_FD)				\
 	X(pidfd_open, K_FD)	X(pidfd_getfd, K_FD)			\
-	X(io_uring_setup, K_FD)	X(io_uring_enter, K_FD)			\
+	X(io_uring_setup, K_URING) X(io_uring_enter, K_URING)			\
 	X(mq_open, K_FD)	X(open_tree, K_FD)			\
 	X(fsopen, K_FD)		X(fsmount, K_FD)	X(fspick, K_FD)	\
 	X(clone, K_FD)		X(clone3, K_FD)		X(ioctl, K_FD)	\
@@ -390,6 +391,176 @@ static __always_inline __u64 count_installed_fds(struct task_struct *t)
 	return w.count;
 }
 
+/* io_uring's direct descriptor tables: files a ring holds without an fd
+ * (IORING_OP_OPENAT/ACCEPT/SOCKET into a table slot, registered files).
+ * They count toward the fds level of the process whose rings hold them.
+ * Its rings: up to URING_FDS ring fds seen at io_uring_setup's and
+ * io_uring_enter's exits (`urings`), and the calling thread's registered
+ * rings. Each is counted from the fd table (or the registered slot) at
+ * every check, never from a count kept aside: no tracepoint marks a ring's
+ * teardown, and a kept count would outlive its files. */
+#define URING_FDS	4
+#define URING_REG	16	/* IO_RINGFD_REG_MAX */
+#define URING_SLOTS	(URING_FDS + URING_REG)
+
+struct oomk_rings {
+	__s32 fd[URING_FDS];	/* -1: free */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);		/* tgid */
+	__type(value, struct oomk_rings);
+} urings SEC(".maps");
+
+struct ring_walk {
+	struct task_struct *t;
+	__s32 fd[URING_FDS];		/* a copy of the process's urings entry */
+	__u32 seen[URING_SLOTS];	/* ctx of each slot counted (its low half:
+					 * the stack is tight), or 0 */
+	__u64 count;
+};
+
+/* The ring behind file f, or 0: only a live io_uring file ("[io_uring]")
+ * whose ctx is not being torn down (refs killed, __PERCPU_REF_DEAD). */
+static __always_inline __u64 ring_of(struct file *f)
+{
+	char name[12] = {};
+	struct io_ring_ctx *ctx;
+
+	if (!f || bpf_probe_read_kernel_str(name, sizeof(name),
+					    BPF_CORE_READ(f, f_path.dentry, d_name.name)) != 11)
+		return 0;
+	for (int i = 0; i < 11; i++)
+		if (name[i] != "[io_uring]"[i])
+			return 0;
+	ctx = BPF_CORE_READ(f, private_data);
+	if (!ctx || (BPF_CORE_READ(ctx, refs.percpu_count_ptr) & 2))
+		return 0;
+	return (__u64)ctx;
+}
+
+static __always_inline __u64 ring_direct(__u64 ring)
+{
+	struct io_ring_ctx *ctx = (struct io_ring_ctx *)ring;
+	struct fd_walk w = {};
+	__u32 nr;
+
+	if (!bpf_core_field_exists(ctx->file_table.data))
+		return 0;	/* older layouts: not counted */
+	nr = BPF_CORE_READ(ctx, file_table.data.nr);
+	w.open_fds = (__u64)BPF_CORE_READ(ctx, file_table.bitmap);
+	if (!w.open_fds || !nr)
+		return 0;
+	w.words = (nr + 63) / 64;
+	bpf_loop((w.words + FD_CHUNK - 1) / FD_CHUNK, fd_chunk, &w, 0);
+	return w.count;
+}
+
+static long ring_slot(__u32 i, struct ring_walk *rw)
+{
+	struct files_struct *files;
+	struct file *f = NULL;
+	struct fdtable *fdt;
+	__u64 ring;
+	__s32 fd;
+
+	if (i >= URING_SLOTS)
+		return 1;
+	if (i < URING_FDS) {
+		struct task_struct *t = rw->t;
+
+		fd = rw->fd[i & (URING_FDS - 1)];
+		files = BPF_CORE_READ(t, files);
+		if (fd < 0 || !files)
+			return 0;
+		fdt = BPF_CORE_READ(files, fdt);
+		if ((__u32)fd >= BPF_CORE_READ(fdt, max_fds) ||
+		    bpf_probe_read_kernel(&f, sizeof(f),
+					  (void *)((__u64)BPF_CORE_READ(fdt, fd) + fd * sizeof(f))))
+			return 0;
+	} else {
+		struct task_struct *t = rw->t;
+		struct io_uring_task *tctx = BPF_CORE_READ(t, io_uring);
+
+		if (!tctx || bpf_probe_read_kernel(&f, sizeof(f),
+				&tctx->registered_rings[(i - URING_FDS) & (URING_REG - 1)]))
+			return 0;
+	}
+	ring = ring_of(f);
+	if (!ring)
+		return 0;
+	/* One ring, two ways in (its fd and a registered slot): once. Two
+	 * rings equal in their low halves would count as one: never more. */
+	for (int k = 0; k < URING_SLOTS; k++)
+		if (rw->seen[k] == (__u32)ring)
+			return 0;
+	if (i < URING_SLOTS)
+		rw->seen[i] = (__u32)ring;
+	rw->count += ring_direct(ring);
+	return 0;
+}
+
+static __always_inline __u64 count_direct(struct task_struct *t, __u32 tgid)
+{
+	struct ring_walk rw = { .t = t, .fd = { -1, -1, -1, -1 } };
+	struct oomk_rings *r = bpf_map_lookup_elem(&urings, &tgid);
+
+	if (r)
+		__builtin_memcpy(rw.fd, r->fd, sizeof(rw.fd));
+	bpf_loop(URING_SLOTS, ring_slot, &rw, 0);
+	return rw.count;
+}
+
+/* At the exit of io_uring_setup (the ring's fd is its result) or
+ * io_uring_enter (its first argument, unless IORING_ENTER_REGISTERED_RING
+ * says it is a registered ring's index) of a target: its rings count from
+ * now on. A ring it holds and never names is not seen. */
+#define IORING_ENTER_REGISTERED_RING	(1U << 4)
+
+static __always_inline void ring_sys(struct oomk_proc *p, struct task_struct *t, __u32 tgid,
+				     long ret)
+{
+	struct oomk_rings init = { .fd = { -1, -1, -1, -1 } }, *r;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	bool compat = in_compat_syscall(t);
+	__u64 nr, flags;
+	long fd;
+
+	if (!regs)
+		return;
+	if (!(p->state & OOMK_ST_URING))
+		__sync_fetch_and_or(&p->state, OOMK_ST_URING);
+	nr = regs->orig_ax;
+	if (nr == (compat ? NR32_io_uring_setup : __NR_io_uring_setup)) {
+		fd = ret;
+	} else {
+		flags = compat ? (__u32)regs->si : regs->r10;
+		if (flags & IORING_ENTER_REGISTERED_RING)
+			return;
+		fd = compat ? (int)regs->bx : (int)regs->di;
+	}
+	if (fd < 0)
+		return;
+	r = bpf_map_lookup_elem(&urings, &tgid);
+	if (!r) {
+		bpf_map_update_elem(&urings, &tgid, &init, BPF_NOEXIST);
+		r = bpf_map_lookup_elem(&urings, &tgid);
+		if (!r)
+			return;
+	}
+	for (int i = 0; i < URING_FDS; i++)
+		if (r->fd[i] == fd)
+			return;
+	for (int i = 0; i < URING_FDS; i++)
+		if (r->fd[i] < 0) {
+			r->fd[i] = fd;
+			return;
+		}
+	r->fd[fd & (URING_FDS - 1)] = fd;	/* full: one of four makes room */
+}
+
 /* ---------------------------------------------------------------------
  * Events and kills.
  */
@@ -546,9 +717,11 @@ static __always_inline void fds_check(struct oomk_proc *p, struct task_struct *t
 				      __u32 tgid, __u32 tid)
 {
 	volatile __u64 *level = &p->counters[OOMK_RULE_FDS];
-	__u64 n;
+	__u64 n, direct = 0;
 
-	*level = count_fds(t);
+	if (p->state & OOMK_ST_URING)
+		direct = count_direct(t, tgid);
+	*level = count_fds(t) + direct;
 	/* Judge the level read back from the map, not the loop's sum: a sum
 	 * compared with the limit (a constant to the verifier: frozen
 	 * .rodata) makes the verifier track it precisely through every
@@ -559,7 +732,7 @@ static __always_inline void fds_check(struct oomk_proc *p, struct task_struct *t
 	if (n < cfg.limits[OOMK_RULE_FDS])
 		return;
 	/* Installed <= reserved: the popcount never hides a crossing. */
-	*level = count_installed_fds(t);
+	*level = count_installed_fds(t) + direct;
 	n = *level;
 	if (n >= cfg.limits[OOMK_RULE_FDS])
 		condemn(p, tgid, tid, OOMK_RULE_FDS, n);
@@ -587,6 +760,7 @@ static __always_inline void untrack(__u32 tgid)
 {
 	if (!bpf_map_delete_elem(&procs, &tgid))
 		__sync_fetch_and_sub(&stats.tracked, 1);
+	bpf_map_delete_elem(&urings, &tgid);
 }
 
 /* Look up or create the target's entry. A new entry reads the fd level
@@ -920,6 +1094,8 @@ static __always_inline int on_sys(__u32 kind, long ret)
 	p = proc_get(t, tgid, tid);
 	if (!p)
 		return 0;
+	if (kind == K_URING)
+		ring_sys(p, t, tgid, ret);
 	/* At a thread's first sight, count the call that brought us here if it
 	 * succeeded (a failed one may not have moved the counters). */
 	if (kind != K_NONE && kind != K_MAP) {	/* the others move neither syscw nor rchar */
@@ -1204,6 +1380,34 @@ SEC("tracepoint/sock/sock_send_length")
 int on_sock_send_tp(struct trace_event_raw_sock_msg_length *ctx)
 {
 	sock_send((struct sock *)BPF_CORE_READ(ctx, sk), BPF_CORE_READ(ctx, ret), 1);
+	return 0;
+}
+
+/* io_uring: a ring's completions are a checkpoint of the fds level for a
+ * target that uses rings, in whatever thread posts them (an io-wq worker,
+ * the SQPOLL thread: threads of the process sharing its fd table). So a
+ * target that fills a direct table through SQPOLL, making no syscall, is
+ * still judged. */
+SEC("tracepoint/io_uring/io_uring_complete")
+int on_uring_complete_tp(void *ctx)
+{
+	struct task_struct *t;
+	struct oomk_proc *p;
+	__u64 id;
+	__u32 tgid;
+
+	if (!live())
+		return 0;
+	t = bpf_get_current_task_btf();
+	if (!task_is_target(t))
+		return 0;
+	id = bpf_get_current_pid_tgid();
+	tgid = id >> 32;
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	if (!p || !(p->state & OOMK_ST_URING))
+		return 0;
+	fds_check(p, t, tgid, (__u32)id);
+	enforce(p, tgid, (__u32)id);
 	return 0;
 }
 

@@ -60,6 +60,7 @@ struct oomk_hold {
 /* oomk_proc.state bits */
 #define OOMK_ST_KILLED	(1u << 0)	/* SIGKILL sent (or dry-run reported) */
 #define OOMK_ST_CONDEMNING (1u << 1)	/* one rule claimed the condemnation */
+#define OOMK_ST_URING	(1u << 2)	/* has made or used an io_uring ring (urings) */
 
 /* Settings: one `const volatile` global in .rodata, written before load. */
 struct oomk_config {

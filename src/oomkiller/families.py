@@ -55,7 +55,8 @@ TP_SYS_EXIT_TWIN = "tp_sys_exit_tp"
 # Programs only some rules need, by name prefix: with all of those rules
 # off they are not loaded, and cost nothing. The sock_send_length twins
 # count TCP segments and mark socket writes, which `writes` leaves out.
-RULE_PROGS = (("on_rand", ("rand",)), ("on_sock_send", ("tcp-packets", "writes")))
+RULE_PROGS = (("on_rand", ("rand",)), ("on_sock_send", ("tcp-packets", "writes")),
+              ("on_uring", ("fds",)))
 
 
 def needed(name: str, enabled: set[str]) -> bool:

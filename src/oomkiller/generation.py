@@ -23,8 +23,9 @@ from oomkiller.settings import SELFTEST_PID_ENV, Settings
 
 # Maps the next generation shares with the running one on reload: counters,
 # per-thread records, events, the kprobe argument stash, the files checked
-# for rand() and the targets held for them; and .bss (stats, active_gen).
-SHARED_MAPS = ("procs", "thrs", "events", "kp_args", "libs", "holds")
+# for rand() and the targets held for them, the targets' io_uring ring fds;
+# and .bss (stats, active_gen).
+SHARED_MAPS = ("procs", "thrs", "events", "kp_args", "libs", "holds", "urings")
 
 # Programs the loader attaches itself, per file (libprobes.py): a bare
 # `uprobe` section names no file for libbpf to attach to.

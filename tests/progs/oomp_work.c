@@ -47,6 +47,13 @@
  *   uring-aw:N   the same with IOSQE_ASYNC (io-wq worker threads)
  *   uring-r:N    IORING_OP_READ of N bytes from /dev/zero, 64 KiB at a time
  *   uring-send:N N IORING_OP_SEND of 16 bytes on a loopback TCP connection
+ *   uring-direct:N  N IORING_OP_OPENAT of /dev/null into a ring's sparse
+ *                direct table of 256 (files without an fd); the ring is
+ *                made by the first such step, and kept
+ *   uring-drop   unregister that ring's table (its files close)
+ *   uring-close  close that ring's fd (the ring and its files go)
+ *   uring-reg    register that ring's fd (IORING_REGISTER_RING_FDS), close
+ *                the fd, and enter the ring by its index from then on
  *   sendfile:N   sendfile(2) N bytes from a memfd to /dev/null
  *   splice:N     splice(2) N bytes from a memfd through a pipe to /dev/null
  *   all          every rule crossed by a margin (the non-target tests)
@@ -846,6 +853,8 @@ static void op_clone3_forks(long long n)
 
 struct uring {
 	int fd;
+	int enter_fd;		/* fd, or its registered index (uring-reg) */
+	unsigned enter_flags;	/* IORING_ENTER_REGISTERED_RING with an index */
 	unsigned *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_tail, *cq_mask;
 	struct io_uring_sqe *sqes;
 	struct io_uring_cqe *cqes;
@@ -859,6 +868,8 @@ static void uring_init(struct uring *u)
 	u->fd = syscall(SYS_io_uring_setup, 8, &p);
 	if (u->fd < 0)
 		die("io_uring_setup");
+	u->enter_fd = u->fd;
+	u->enter_flags = 0;
 	sq = mmap(NULL, p.sq_off.array + p.sq_entries * sizeof(unsigned), PROT_READ | PROT_WRITE,
 		  MAP_SHARED | MAP_POPULATE, u->fd, IORING_OFF_SQ_RING);
 	cq = mmap(NULL, p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe),
@@ -876,22 +887,17 @@ static void uring_init(struct uring *u)
 	u->cqes = (void *)(cq + p.cq_off.cqes);
 }
 
-static int uring_do(struct uring *u, int op, int fd, void *buf, unsigned len, int flags)
+/* Submit one SQE (a copy of *tmpl) and wait for its completion: its res. */
+static int uring_run(struct uring *u, const struct io_uring_sqe *tmpl)
 {
 	unsigned tail = *u->sq_tail, idx = tail & *u->sq_mask, head;
-	struct io_uring_sqe *sqe = &u->sqes[idx];
 	int res;
 
-	memset(sqe, 0, sizeof(*sqe));
-	sqe->opcode = op;
-	sqe->fd = fd;
-	sqe->addr = (uint64_t)(uintptr_t)buf;
-	sqe->len = len;
-	sqe->off = (uint64_t)-1;	/* current file position */
-	sqe->flags = flags;
+	u->sqes[idx] = *tmpl;
 	u->sq_array[idx] = idx;
 	__atomic_store_n(u->sq_tail, tail + 1, __ATOMIC_RELEASE);
-	if (syscall(SYS_io_uring_enter, u->fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+	if (syscall(SYS_io_uring_enter, u->enter_fd, 1, 1, IORING_ENTER_GETEVENTS | u->enter_flags,
+		    NULL, 0) < 0)
 		die("io_uring_enter");
 	head = *u->cq_head;
 	if (head == __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE)) {
@@ -901,6 +907,47 @@ static int uring_do(struct uring *u, int op, int fd, void *buf, unsigned len, in
 	res = u->cqes[head & *u->cq_mask].res;
 	__atomic_store_n(u->cq_head, head + 1, __ATOMIC_RELEASE);
 	return res;
+}
+
+static int uring_do(struct uring *u, int op, int fd, void *buf, unsigned len, int flags)
+{
+	struct io_uring_sqe sqe = {
+		.opcode = op, .fd = fd, .addr = (uint64_t)(uintptr_t)buf, .len = len,
+		.off = (uint64_t)-1,	/* current file position */
+		.flags = flags,
+	};
+
+	return uring_run(u, &sqe);
+}
+
+static struct uring dring = { .fd = -1 };	/* the uring-direct steps' ring */
+
+/* N opens of /dev/null into the direct table (a new ring with a sparse
+ * table of 256 slots the first time): files the ring holds, with no fd. */
+static void op_uring_direct(long long n)
+{
+	struct io_uring_rsrc_register reg = { .nr = 256, .flags = IORING_RSRC_REGISTER_SPARSE };
+	struct uring *u = &dring;
+
+	if (u->fd < 0) {
+		uring_init(u);
+		if (syscall(SYS_io_uring_register, u->fd, IORING_REGISTER_FILES2, &reg, sizeof(reg)))
+			die("IORING_REGISTER_FILES2");
+	}
+	for (long long i = 0; i < n; i++) {
+		struct io_uring_sqe sqe = {
+			.opcode = IORING_OP_OPENAT, .fd = AT_FDCWD,
+			.addr = (uint64_t)(uintptr_t)"/dev/null", .open_flags = O_RDONLY,
+			.file_index = IORING_FILE_INDEX_ALLOC,
+		};
+		int r = uring_run(u, &sqe);
+
+		if (r < 0) {
+			errno = -r;
+			die("io_uring openat direct");
+		}
+		note(i + 1);
+	}
 }
 
 static void op_uring(const char *kind, long long n)
@@ -1335,7 +1382,23 @@ static int run_step(char **steps, int nsteps)
 	else if (!strcmp(name, "uring-w") || !strcmp(name, "uring-aw") ||
 		 !strcmp(name, "uring-r") || !strcmp(name, "uring-send"))
 		op_uring(name + 6, n);
-	else if (!strcmp(name, "sendfile") || !strcmp(name, "splice"))
+	else if (!strcmp(name, "uring-direct"))
+		op_uring_direct(n);
+	else if (!strcmp(name, "uring-drop")) {
+		if (syscall(SYS_io_uring_register, dring.fd, IORING_UNREGISTER_FILES, NULL, 0))
+			die("IORING_UNREGISTER_FILES");
+	} else if (!strcmp(name, "uring-close")) {
+		if (close(dring.fd))
+			die("close ring");
+	} else if (!strcmp(name, "uring-reg")) {
+		struct io_uring_rsrc_update up = { .offset = -1U, .data = dring.fd };
+
+		if (syscall(SYS_io_uring_register, dring.fd, IORING_REGISTER_RING_FDS, &up, 1) != 1 ||
+		    close(dring.fd))
+			die("IORING_REGISTER_RING_FDS");
+		dring.enter_fd = up.offset;
+		dring.enter_flags = IORING_ENTER_REGISTERED_RING;
+	} else if (!strcmp(name, "sendfile") || !strcmp(name, "splice"))
 		op_sendfile(name, n);
 	else if (!strcmp(name, "all"))
 		op_all();
