@@ -62,12 +62,13 @@ VM_FAMILIES ?= fentry kprobe tracepoint auto
 # the ready line's families, every TCP send path, and (issue 11) the BPF-kept
 # tracked count under the twin hooks and a rule switched off; (issue 18) rand()
 # in every file a target maps, whose holds hang on the sys_exit hooks of each
-# family. Everything else
+# family, and io_uring's direct tables, whose walk nests three calls deep in
+# every program that checks fds. Everything else
 # runs on the host in `make test`. `make test-vm VM_PYTEST_ARGS='tests/test_e2e_*.py
 # tests/test_rel_*.py'` runs more.
 VM_PYTEST_ARGS ?= tests/test_rel_races.py tests/test_e2e_sockets.py tests/test_e2e_ia32.py \
 	tests/test_e2e_seed.py tests/test_e2e_interface.py tests/test_e2e_tcp.py \
-	tests/test_e2e_exactness.py tests/test_e2e_killpath.py tests/test_e2e_libc.py \
+	tests/test_e2e_exactness.py tests/test_e2e_killpath.py tests/test_e2e_libc.py tests/test_e2e_uring.py \
 	tests/test_ops_metrics.py::test_tracked_gauge_follows_the_process_map \
 	tests/test_ops_metrics.py::test_a_rule_switched_off_loads_none_of_its_programs
 # Tests to leave out of the guest set (pytest --deselect ...): none.
