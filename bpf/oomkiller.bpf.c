@@ -907,9 +907,9 @@ static __always_inline void checkpoint(struct oomk_proc *p, struct task_struct *
  * it runs another instruction) with an entry in `holds`. The loader
  * (libprobes.py) reads the file's symbols, attaches the uprobe where it
  * defines rand(), settles the entry, and resumes the process (SIGCONT,
- * checked against start_time). So no call is made before the probe is
- * there. Each file is settled once: a file is held for at most once per
- * killer lifetime, the first time any target maps it.
+ * checked against start_boottime). So no call is made before the probe is
+ * there. Each file is settled once per killer lifetime: only the first
+ * targets to map it are held.
  */
 /* LRU: past 4096 files the least recently mapped is forgotten, and held
  * for once more if a target maps it again; its uprobe stays. */
