@@ -199,13 +199,16 @@ def resume_left(err: TextIO = sys.stderr) -> None:
     try:
         key, hold = c_uint32(), abi.OomkHold()
         first = True
-        for _ in range(4096):
+        for _ in range(4096):  # holds' size: a bound even on a map that changes
             try:
                 lib.bpf_map_get_next_key(fd, None if first else byref(key), byref(key))
-                lib.bpf_map_lookup_elem(fd, byref(key), byref(hold))
             except FileNotFoundError:
                 break
             first = False
+            try:
+                lib.bpf_map_lookup_elem(fd, byref(key), byref(hold))
+            except FileNotFoundError:
+                continue
             resumed += resume(key.value, hold.start_boottime)
     finally:
         os.close(fd)
