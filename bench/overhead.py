@@ -14,7 +14,7 @@ from harness import Killer, fdinfo_ids, log
 from limits import HIGH
 from paths import BUILD
 
-OPS = ["write", "read", "getppid", "rand", "thread"]
+OPS = ["write", "read", "getppid", "rand", "thread", "uring"]
 
 # (condition, state or None for nothing running, [(label, sysbench binary)])
 Condition = tuple[str, Any, list[tuple[str, str]]]
@@ -56,7 +56,7 @@ def rotate_and_time(conds: list[Condition], ops: list[str], counts: dict[str, in
 def overhead(args: argparse.Namespace, have_killer: bool, comm_off: Optional[int]) -> dict:
     """The a/b/b1/c/d (and bpftrace) cells; comm_off is None without the bpftrace peer."""
     counts = {"write": args.calls, "read": args.calls, "getppid": args.calls,
-              "rand": args.rand_calls, "thread": args.thread_calls}
+              "rand": args.rand_calls, "thread": args.thread_calls, "uring": args.calls // 4}
     conds: list[Condition] = [
         ("a", None, [("a", "benchsys")]),
         ("b", Floor(), [("b", "benchsys")]),

@@ -72,7 +72,9 @@ def overhead_section(res: dict, L: list[str]) -> None:
                  f"{fmt(oh['e'].get('rand'))} ns with `--max-rand off`, "
                  f"{fmt(oh.get('a', {}).get('rand'))} ns with nothing attached.")
     L.append("\nrand: the floor is an empty uprobe on libc rand, and the uprobe trap dominates. "
-             "thread: create + join (~40 µs, noisy): its ratios are noise, not a measure.\n")
+             "thread: create + join (~40 µs, noisy): its ratios are noise, not a measure. "
+             "uring: one IORING_OP_NOP per io_uring_enter, a request's whole round trip; the "
+             "floor has no program on io_uring_complete, where the killer's checkpoint runs.\n")
 
 
 def kills_section(res: dict, L: list[str]) -> None:
