@@ -929,6 +929,12 @@ struct {
 
 struct oomk_hold *oomk_hold_type_ __attribute__((unused));
 
+/* A file's identity is the inode behind the mapping (vm_file), which is
+ * the one a uprobe lands on: for an overlayfs file the real (lower or
+ * upper) inode, shared by every container that maps it, where
+ * /proc/PID/maps shows the overlay's. The loader never makes keys of its
+ * own (libprobes.py): two keys for one inode would mean two uprobes, and
+ * every call counted twice. */
 static long exec_file_of(struct task_struct *t, struct vm_area_struct *vma, void *ctx)
 {
 	struct oomk_file_id *id = ctx;
@@ -965,6 +971,7 @@ static __always_inline void lib_mapped(struct task_struct *t, __u64 addr)
 	tgid = t->tgid;
 	h.start_boottime = t->group_leader->start_boottime;
 	h.file = id;
+	h.addr = addr;
 	/* Already held: the loader settles every file the process maps
 	 * before it resumes it. */
 	if (bpf_map_update_elem(&holds, &tgid, &h, BPF_NOEXIST)) {

@@ -51,6 +51,7 @@ struct oomk_hold {
 	__u64 start_boottime;	/* leader's, as /proc/PID/stat shows it: the loader
 				 * resumes only this process */
 	struct oomk_file_id file;	/* the file that stopped it */
+	__u64 addr;		/* an address in its mapping, for /proc/PID/maps */
 };
 
 /* oomk_config.flags: which parts of the tracepoint sys_exit program run. */

@@ -107,6 +107,7 @@ class OomkHold(Structure):
     _fields_ = [
         ("start_boottime", c_uint64),
         ("file", OomkFileId),
+        ("addr", c_uint64),
     ]
 
 

@@ -30,34 +30,61 @@ SYMBOL = "rand"
 MAX_PROBED = 1024
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-Key = tuple[int, int]  # (dev as the kernel encodes it, inode): BPF's oomk_file_id
+Key = tuple[int, int]  # BPF's oomk_file_id: (s_dev, i_ino) of the inode behind a mapping
 
 
-def kernel_dev(major: int, minor: int) -> int:
-    """dev_t as inode->i_sb->s_dev holds it (MKDEV)."""
-    return (major << 20) | minor
+# Filesystems whose mappings are backing files (FMODE_BACKING): /proc/PID/maps
+# shows another inode than the one behind the mapping.
+BACKING_FS = ("overlay", "fuse")
 
 
-def exec_mappings(pid: str) -> Iterator[tuple[Key, str]]:
-    """(file key, /proc/PID/map_files path) of each executable file mapping."""
+def own_libraries() -> Iterator[tuple[Key, str]]:
+    """(key, map_files path) of each file we map for execution whose key
+    /proc/self/maps shows truly: not on a filesystem of backing files."""
+    backing = set()
     try:
-        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as f:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split()
+                fstype = fields[fields.index("-") + 1] if "-" in fields else ""
+                if fstype.split(".")[0] in BACKING_FS:
+                    backing.add(fields[2])  # major:minor
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
             lines = f.readlines()
-    except OSError:
+    except (OSError, ValueError, IndexError):
         return
     for line in lines:
         parts = line.split(maxsplit=5)
         if len(parts) < 6 or "x" not in parts[1] or parts[4] == "0":
             continue
-        major, _, minor = parts[3].partition(":")
-        start, _, end = parts[0].partition("-")
         try:
-            key = (kernel_dev(int(major, 16), int(minor, 16)), int(parts[4]))
-            # map_files names are unpadded hex (maps pads to 8 digits)
-            path = f"/proc/{pid}/map_files/{int(start, 16):x}-{int(end, 16):x}"
+            major, minor = (int(x, 16) for x in parts[3].split(":"))
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
         except ValueError:
             continue
-        yield key, path
+        if f"{major}:{minor}" in backing:
+            continue
+        yield (major << 20 | minor, int(parts[4])), f"/proc/self/map_files/{lo:x}-{hi:x}"
+
+
+def mapping_at(pid: int, addr: int) -> Optional[str]:
+    """The /proc/PID/map_files path of the file mapping that holds addr."""
+    try:
+        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as f:
+            lines = f.readlines()
+    except OSError:
+        return None
+    for line in lines:
+        span, _, rest = line.partition(" ")
+        start, _, end = span.partition("-")
+        try:
+            lo, hi = int(start, 16), int(end, 16)
+        except ValueError:
+            continue
+        if lo <= addr < hi:
+            # map_files names are unpadded hex (maps pads to 8 digits)
+            return f"/proc/{pid}/map_files/{lo:x}-{hi:x}" if rest.split()[3:4] != ["0"] else None
+    return None
 
 
 class RandProbes:
@@ -89,16 +116,19 @@ class RandProbes:
 
     def start(self, gen: Generation) -> None:
         """A new generation: attach it to every file probed so far, then
-        settle the libraries we map ourselves (the system's ld.so and libc)
-        before any target maps them. Every key comes from a mapping, as
-        BPF's do (the inode behind the mapping: an overlayfs file's real
-        one), never from stat(): a file known under two keys would get two
+        settle the libraries we map ourselves (the system's ld.so and libc),
+        so that no target is held for them, not even while we are stopped.
+        A key is what BPF sees (s_dev and i_ino of the inode behind a
+        mapping), which /proc/self/maps shows too except for backing files
+        (overlayfs, FUSE passthrough: it shows the overlay's inode), and
+        stat() never: such files are left to BPF's keys (a first target is
+        held for them), as a file known under two keys would get two
         uprobes, and each call would count twice."""
         if not gen.has_program(PROGRAM):
             return
         for fd, offset, _ in self.probed.values():
             gen.attach_uprobe(PROGRAM, f"/proc/self/fd/{fd}", offset)
-        for key, path in exec_mappings("self"):
+        for key, path in own_libraries():
             self.settle(gen, key, path)
 
     def pending(self, gen: Generation) -> bool:
@@ -110,7 +140,7 @@ class RandProbes:
         return True
 
     def release(self, gen: Generation) -> None:
-        """Settle every file each held target maps, then resume it."""
+        """Settle the file each held target was stopped for, then resume it."""
         fd = gen.map_fd("holds")
         tgids, key = [], c_uint32()
         while len(tgids) < 1024:
@@ -125,8 +155,9 @@ class RandProbes:
                 self.lib.bpf_map_lookup_elem(fd, byref(c_uint32(tgid)), byref(hold))
             except FileNotFoundError:
                 continue
-            for k, path in exec_mappings(str(tgid)):
-                self.settle(gen, k, path)
+            path = mapping_at(tgid, hold.addr)
+            if path is not None:
+                self.settle(gen, (hold.file.dev, hold.file.ino), path)
             self.lib.bpf_map_delete_elem(fd, byref(c_uint32(tgid)))
             resume(tgid, hold.start_boottime)
 
