@@ -98,6 +98,7 @@ class RandProbes:
         self.probed: dict[Key, tuple[int, int, str]] = {}  # key -> (fd, offset, name)
         self.settled: dict[Key, int] = {}  # what each file read turned out to be
         self.unprobeable = 0  # files that define rand() or are static, but can't be probed
+        self.released = 0  # stats.holds at the last release
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         want = MAX_PROBED + 1024
         if soft != resource.RLIM_INFINITY and soft < want:
@@ -131,34 +132,38 @@ class RandProbes:
         for key, path in own_libraries():
             self.settle(gen, key, path)
 
-    def pending(self, gen: Generation) -> bool:
-        """Whether any target is held (one map syscall)."""
-        try:
-            self.lib.bpf_map_get_next_key(gen.map_fd("holds"), None, byref(c_uint32()))
-        except FileNotFoundError:
-            return False
-        return True
+    def pending(self, st: abi.OomkStats) -> bool:
+        """Whether a target was held since the last release: from the mmaped
+        stats, never a map syscall. A bpf(2) map call holds bpf_prog_active
+        on its CPU, and a uprobe or classic tracepoint run there meanwhile
+        (a preempted call) is skipped: a tick must not make one."""
+        return st.holds > self.released
 
-    def release(self, gen: Generation) -> None:
-        """Settle the file each held target was stopped for, then resume it."""
+    def release(self, gen: Generation, st: abi.OomkStats) -> None:
+        """Settle the file each held target was stopped for, then resume
+        them all, after the last map call: a resumed target's rand() must
+        not meet one of ours (see pending())."""
+        self.released = st.holds  # each hold is in the map before it is counted
         fd = gen.map_fd("holds")
-        tgids, key = [], c_uint32()
-        while len(tgids) < 1024:
+        holds, key = [], c_uint32()
+        while len(holds) < 1024:
             try:
-                self.lib.bpf_map_get_next_key(fd, byref(key) if tgids else None, byref(key))
+                self.lib.bpf_map_get_next_key(fd, byref(key) if holds else None, byref(key))
             except FileNotFoundError:
                 break
-            tgids.append(key.value)
-        for tgid in tgids:
             hold = abi.OomkHold()
             try:
-                self.lib.bpf_map_lookup_elem(fd, byref(c_uint32(tgid)), byref(hold))
+                self.lib.bpf_map_lookup_elem(fd, byref(key), byref(hold))
             except FileNotFoundError:
                 continue
+            holds.append((key.value, hold))
+        for tgid, hold in holds:
             path = mapping_at(tgid, hold.addr)
             if path is not None:
                 self.settle(gen, (hold.file.dev, hold.file.ino), path)
+        for tgid, _ in holds:
             self.lib.bpf_map_delete_elem(fd, byref(c_uint32(tgid)))
+        for tgid, hold in holds:
             resume(tgid, hold.start_boottime)
 
     # -- one file ----------------------------------------------------------------

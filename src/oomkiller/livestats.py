@@ -30,6 +30,10 @@ class LiveStats:
         self._bss = mmap.mmap(self._lib.bpf_map__fd(m), length, mmap.MAP_SHARED, mmap.PROT_READ)
         self._offset = offset
 
+    @property
+    def mapped(self) -> bool:
+        return self._bss is not None
+
     def read(self) -> abi.OomkStats:
         """A snapshot."""
         assert self._bss is not None

@@ -132,6 +132,8 @@ class Killer:
 
     def close(self) -> None:
         """Reverse of setup; safe after a partial setup and when called again."""
+        if self.gen is not None and self.live.mapped:
+            self.release_holds()  # nobody stays stopped for a probe we will never attach
         if self.pins.active:
             self.pins.remove()
             instance.remove_state()
@@ -140,7 +142,6 @@ class Killer:
             self.events = None
         self.live.close()
         if self.gen is not None:
-            self.release_holds()  # nobody stays stopped for a probe we will never attach
             self.gen.close()
             self.gen = None
         self.rand.close()
@@ -310,8 +311,10 @@ class Killer:
         """Probe what held targets map, and resume them (libprobes.py)."""
         if self.events is not None:
             self.events.held = False
-        if self.gen is not None and self.rand.pending(self.gen):
-            self.rand.release(self.gen)
+        if self.gen is not None:
+            st = self.stats
+            if self.rand.pending(st):
+                self.rand.release(self.gen, st)
 
     def poll(self) -> None:
         """Print events and sample memory every interval until asked to stop."""
