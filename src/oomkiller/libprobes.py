@@ -11,6 +11,7 @@ symbols, attaches and resumes the process BPF stopped.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import resource
 import signal
@@ -144,25 +145,11 @@ class RandProbes:
         them all, after the last map call: a resumed target's rand() must
         not meet one of ours (see pending())."""
         self.released = st.holds  # each hold is in the map before it is counted
-        fd = gen.map_fd("holds")
-        holds, key = [], c_uint32()
-        while len(holds) < 1024:
-            try:
-                self.lib.bpf_map_get_next_key(fd, byref(key) if holds else None, byref(key))
-            except FileNotFoundError:
-                break
-            hold = abi.OomkHold()
-            try:
-                self.lib.bpf_map_lookup_elem(fd, byref(key), byref(hold))
-            except FileNotFoundError:
-                continue
-            holds.append((key.value, hold))
+        holds = take_all(self.lib, gen.map_fd("holds"))
         for tgid, hold in holds:
             path = mapping_at(tgid, hold.addr)
             if path is not None:
                 self.settle(gen, (hold.file.dev, hold.file.ino), path)
-        for tgid, _ in holds:
-            self.lib.bpf_map_delete_elem(fd, byref(c_uint32(tgid)))
         for tgid, hold in holds:
             resume(tgid, hold.start_boottime)
 
@@ -221,6 +208,36 @@ class RandProbes:
             self.lib.bpf_map_update_elem(gen.map_fd("libs"), byref(k), byref(c_uint32(state)), 0)
         except OSError as e:
             self.say(f"rand: cannot record {key}: {e.strerror}")
+
+
+HOLDS_MAX = 1024  # the holds map's max_entries
+
+
+def take_all(lib: ctypes.CDLL, fd: int) -> list[tuple[int, abi.OomkHold]]:
+    """Every (tgid, hold) in the holds map, each deleted as it is read: one
+    bpf(2) call (BPF_MAP_LOOKUP_AND_DELETE_BATCH), however many are held."""
+    keys = (c_uint32 * HOLDS_MAX)()
+    values = (abi.OomkHold * HOLDS_MAX)()
+    out, count = c_uint32(), c_uint32(HOLDS_MAX)
+    ret = lib.bpf_map_lookup_and_delete_batch(fd, None, byref(out), keys, values,
+                                              byref(count), None)
+    if ret >= 0 or ctypes.get_errno() == errno.ENOENT:  # ENOENT: all of them read
+        return [(keys[i], values[i]) for i in range(count.value)]
+    # Refused (a kernel without batch ops on hash maps): one at a time.
+    taken = []
+    for _ in range(HOLDS_MAX):
+        key, hold = c_uint32(), abi.OomkHold()
+        try:
+            lib.bpf_map_get_next_key(fd, None, byref(key))  # the first one left
+        except FileNotFoundError:
+            break
+        try:
+            lib.bpf_map_lookup_elem(fd, byref(key), byref(hold))
+            lib.bpf_map_delete_elem(fd, byref(key))
+        except FileNotFoundError:
+            continue
+        taken.append((key.value, hold))
+    return taken
 
 
 def resume_left(err: TextIO = sys.stderr) -> None:
