@@ -120,6 +120,15 @@ for kver in $kernels; do
 		fi
 		printf 'test-vm: %-22s %-11s %-7s %6s  %s\n' "$kver" "$fam" "$verdict" "$secs" "$summary"
 		[ "$verdict" = PASS ] || fail=1
+		# What failed, and pytest's first lines of why: CI shows only
+		# this output's tail, never the logs.
+		if [ "$verdict" != PASS ] && [ -f "$out/$fam.log" ]; then
+			echo "test-vm: $kver $fam:" >>"$RUN/why"
+			{
+				grep -E '^(FAILED|ERROR) ' "$out/$fam.log" | head -n 20
+				grep -E '^E  ' "$out/$fam.log" | head -n 30 | cut -c1-240
+			} | sed 's/^/test-vm:   /' >>"$RUN/why"
+		fi
 	done
 	say "$kver: $(cat "$out/kernel" 2>/dev/null || echo '(no uname from the guest)')," \
 		"$(cat "$out/wall" 2>/dev/null || echo '?')s wall, guest exit $rc"
@@ -134,5 +143,7 @@ if [ $fail = 0 ]; then
 	say "all $# families passed on $nk kernel(s)"
 	exit 0
 fi
+# Last, where a CI page's tail shows it.
+[ -f "$RUN/why" ] && cat "$RUN/why"
 say "FAILED"
 exit 1
