@@ -33,6 +33,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define ESPIPE		29
 #define EOVERFLOW	75
 #define EOPNOTSUPP	95
+#define ECANCELED	125
 
 const volatile struct oomk_config cfg = {};
 struct oomk_stats stats = {};
@@ -513,54 +514,6 @@ static __always_inline __u64 count_direct(struct task_struct *t, __u32 tgid)
 	return rw.count;
 }
 
-/* At the exit of io_uring_setup (the ring's fd is its result) or
- * io_uring_enter (its first argument, unless IORING_ENTER_REGISTERED_RING
- * says it is a registered ring's index) of a target: its rings count from
- * now on. A ring it holds and never names is not seen. */
-#define IORING_ENTER_REGISTERED_RING	(1U << 4)
-
-static __always_inline void ring_sys(struct oomk_proc *p, struct task_struct *t, __u32 tgid,
-				     long ret)
-{
-	struct oomk_rings init = { .fd = { -1, -1, -1, -1 } }, *r;
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
-	bool compat = in_compat_syscall(t);
-	__u64 nr, flags;
-	long fd;
-
-	if (!regs)
-		return;
-	if (!(p->state & OOMK_ST_URING))
-		__sync_fetch_and_or(&p->state, OOMK_ST_URING);
-	nr = regs->orig_ax;
-	if (nr == (compat ? NR32_io_uring_setup : __NR_io_uring_setup)) {
-		fd = ret;
-	} else {
-		flags = compat ? (__u32)regs->si : regs->r10;
-		if (flags & IORING_ENTER_REGISTERED_RING)
-			return;
-		fd = compat ? (int)regs->bx : (int)regs->di;
-	}
-	if (fd < 0)
-		return;
-	r = bpf_map_lookup_elem(&urings, &tgid);
-	if (!r) {
-		bpf_map_update_elem(&urings, &tgid, &init, BPF_NOEXIST);
-		r = bpf_map_lookup_elem(&urings, &tgid);
-		if (!r)
-			return;
-	}
-	for (int i = 0; i < URING_FDS; i++)
-		if (r->fd[i] == fd)
-			return;
-	for (int i = 0; i < URING_FDS; i++)
-		if (r->fd[i] < 0) {
-			r->fd[i] = fd;
-			return;
-		}
-	r->fd[fd & (URING_FDS - 1)] = fd;	/* full: one of four makes room */
-}
-
 /* ---------------------------------------------------------------------
  * Events and kills.
  */
@@ -816,6 +769,8 @@ struct oomk_thr {
 	__u64 seen_r;		/* rchar already folded */
 	__u64 tcp_seen[2];	/* TCP segments each sock_send_length twin saw */
 	__u64 tcp_folded;	/* the larger of the two, already folded */
+	__u64 aio_sum;		/* scratch of an AIO walk (aio_exit()): a sum in a map
+				 * value is not tracked through bpf_loop */
 	__u32 tgid;
 	__u32 _pad;
 };
@@ -1002,6 +957,274 @@ static __always_inline void lib_sys(struct task_struct *t, long ret)
 		lib_mapped(t, nr == NR32_mmap || nr == NR32_mmap2 ? (__u32)ret : (__u32)regs->bx);
 	else
 		lib_mapped(t, nr == __NR_mmap ? ret : regs->di);
+}
+
+/* ---------------------------------------------------------------------
+ * io_uring reads and writes, counted per request as the synchronous calls
+ * are: a write once it reached the file's write method, bytes read as its
+ * result says. No tracepoint follows a request's issue, so each request is
+ * counted where its result is first there to read:
+ *   - at the next io_uring_submit_req of its batch: a request the kernel
+ *     finished inline sits last on the ring's deferred completions
+ *     (submit_state.compl_reqs) until the batch ends, with its result. So
+ *     the 100th write of a batch condemns before the 101st is issued, and
+ *     the SIGKILL fails that one (EINTR: a buffered write checks first);
+ *   - at io_uring_complete: every request that posts a CQE (io-wq's, a
+ *     poll-driven retry, the last of a batch, a failure);
+ *   - at io_uring_enter's exit: the last request the ring finished, if it
+ *     asked for no CQE (IOSQE_CQE_SKIP_SUCCESS). The flush leaves it as
+ *     the list's `last`, and in the ring's cache, result and all, until
+ *     its next use;
+ *   - when a request's memory is next used for a new request: a write
+ *     that asked for no CQE and ended unseen (finished by io-wq, as every
+ *     buffered write to ext4 is) succeeded, or its failure would have
+ *     posted a CQE. It counts as one write then. Such a read's bytes are
+ *     gone by then: not counted (OPERATIONS).
+ * `ur_done` keeps one mark per request address and life, so each life
+ * counts once. One classic tracepoint program per event (as the fds
+ * checkpoint at completions was): a skip needs bpf_prog_active held on
+ * that CPU; two twins would each need marks of their own. Credited to the
+ * process whose thread runs the hook: the submitter, its SQPOLL thread or
+ * io-wq worker (threads of one process); a kill there kills it. */
+#define REQ_F_CQE_SKIP	(1ULL << 6)	/* = IOSQE_CQE_SKIP_SUCCESS_BIT (UAPI) */
+
+enum ur_state { UR_LIVE = 0, UR_LIVE_SKIP_WRITE, UR_COUNTED, UR_WALKED };
+
+struct ur_mark {
+	__u32 state;		/* enum ur_state */
+	__u32 tgid;		/* whose request this life is */
+};
+
+/* LRU: a mark outlives its request (nothing hooks the free) until the
+ * address is used again. A COUNTED mark evicted while its request is
+ * still in flight would count it twice: that takes 32768 newer requests
+ * of targets between a request's finish and its batch's end. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u64);		/* struct io_kiocb * */
+	__type(value, struct ur_mark);
+} ur_done SEC(".maps");
+
+/* The rule an opcode counts toward (UAPI numbers: enum io_uring_op). */
+static __always_inline __u32 ur_rule(__u8 op)
+{
+	switch (op) {
+	case 2: case 5: case 23: case 61:	/* WRITEV, WRITE_FIXED, WRITE, WRITEV_FIXED (6.15) */
+		return OOMK_RULE_WRITES;
+	case 1: case 4: case 22: case 60:	/* READV, READ_FIXED, READ, READV_FIXED (6.15) */
+		return OOMK_RULE_READ_BYTES;
+	}
+	return OOMK_RULE_MAX;
+}
+
+static __always_inline __u64 ur_flags(struct io_kiocb *req)
+{
+	__u64 flags = 0;
+
+	/* io_req_flags_t grew from 32 to 64 bits (6.10): the low half
+	 * holds the bit on either, little-endian. */
+	bpf_probe_read_kernel(&flags, 4, (void *)req + bpf_core_field_offset(struct io_kiocb, flags));
+	return flags;
+}
+
+/* Add inc to current's process under rule, and judge it. Its entry was
+ * made at io_uring_setup's exit, at the latest. */
+static __always_inline void ur_add(__u32 rule, __u64 inc)
+{
+	struct oomk_proc *p;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id;
+
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	if (!p)
+		return;
+	add_and_check(p, tgid, tid, rule, inc);
+	enforce(p, tgid, tid);
+}
+
+/* Count req's result, once per life. A write's result says whether it
+ * reached the write method: the checks before it fail with EBADF, EFAULT,
+ * EINVAL, ESPIPE, EOPNOTSUPP or EOVERFLOW (io_rw_init_file,
+ * rw_verify_area), a cancelled link never ran (ECANCELED), and 0 wrote
+ * nothing; anything else (bytes, EAGAIN, EINTR, EIO, ENOSPC, EPIPE)
+ * counts, as syscw would for write(2). A result that counts nothing still
+ * settles the life. */
+static __always_inline void ur_count(struct io_kiocb *req)
+{
+	struct ur_mark init = { .state = UR_COUNTED }, *m;
+	__u64 key = (__u64)req, inc = 0;
+	__u32 rule, old;
+	__s32 res;
+
+	if (!req)
+		return;
+	rule = ur_rule(BPF_CORE_READ(req, opcode));
+	if (rule >= OOMK_RULE_MAX || cfg.limits[rule] == (__u64)-1)
+		return;
+	res = BPF_CORE_READ(req, cqe.res);
+	if (rule == OOMK_RULE_READ_BYTES)
+		inc = res > 0 ? res : 0;
+	else if (res != 0 && res != -EBADF && res != -EFAULT && res != -EINVAL &&
+		 res != -ESPIPE && res != -EOPNOTSUPP && res != -EOVERFLOW && res != -ECANCELED)
+		inc = 1;
+	m = bpf_map_lookup_elem(&ur_done, &key);
+	if (!m) {
+		init.tgid = bpf_get_current_pid_tgid() >> 32;
+		if (bpf_map_update_elem(&ur_done, &key, &init, BPF_NOEXIST))
+			return;
+	} else {
+		old = m->state;
+		if (old >= UR_COUNTED || __sync_val_compare_and_swap(&m->state, old, UR_COUNTED) != old)
+			return;
+	}
+	if (inc)
+		ur_add(rule, inc);
+}
+
+/* The request the batch finished last: the tail of the ring's deferred
+ * completions, while a batch is under way (the list's first set). */
+static __always_inline struct io_kiocb *ur_tail(struct io_ring_ctx *ctx)
+{
+	struct io_wq_work_node *last;
+
+	if (!ctx || !BPF_CORE_READ(ctx, submit_state.compl_reqs.first))
+		return NULL;
+	last = BPF_CORE_READ(ctx, submit_state.compl_reqs.last);
+	if (!last)
+		return NULL;
+	return (void *)last - bpf_core_field_offset(struct io_kiocb, comp_list);
+}
+
+/* The ring's cache of free requests is a stack (submit_state.free_list):
+ * a finished request is pushed with its result, and stays so until popped
+ * for a new request. A walk from the top counts each request not counted
+ * yet (those that posted no CQE) and marks it WALKED, down to the first one
+ * an earlier walk marked: only the top ever changes, so what lies below it
+ * was walked already. Run in the ring's submitting thread, after the
+ * kernel has run its task work (which frees io-wq's requests). */
+#define UR_WALK_MAX	1024
+
+struct ur_walk {
+	struct io_wq_work_node *node;
+};
+
+static long ur_walk_one(__u32 i, struct ur_walk *w)
+{
+	struct io_wq_work_node *node = w->node;
+	struct io_kiocb *req;
+	struct ur_mark *m;
+	__u64 key;
+
+	if (!node)
+		return 1;
+	req = (void *)node - bpf_core_field_offset(struct io_kiocb, comp_list);
+	key = (__u64)req;
+	m = bpf_map_lookup_elem(&ur_done, &key);
+	if (!m || m->state == UR_WALKED)
+		return 1;
+	if (m->state != UR_COUNTED)
+		ur_count(req);
+	m->state = UR_WALKED;
+	w->node = BPF_CORE_READ(node, next);
+	return 0;
+}
+
+static __always_inline void ur_walk_free(struct io_ring_ctx *ctx)
+{
+	struct ur_walk w = {};
+
+	if (!ctx)
+		return;
+	w.node = BPF_CORE_READ(ctx, submit_state.free_list.next);
+	bpf_loop(UR_WALK_MAX, ur_walk_one, &w, 0);
+}
+
+static __always_inline bool ur_target(void)
+{
+	return live() && task_is_target(bpf_get_current_task_btf());
+}
+
+/* At io_uring_enter's exit: the last request of the batch, if it asked for
+ * no CQE, is counted now (see above); one that posted a CQE was counted at
+ * io_uring_complete already. */
+static __noinline void ur_enter_exit(struct task_struct *t, long fd, bool registered)
+{
+	struct io_uring_task *tctx;
+	struct files_struct *files;
+	struct file *f = NULL;
+	struct fdtable *fdt;
+
+	if (fd < 0)
+		return;
+	if (registered) {
+		__u32 i = (__u32)fd & (URING_REG - 1);
+
+		tctx = t->io_uring;
+		if (!tctx || fd >= URING_REG ||
+		    bpf_probe_read_kernel(&f, sizeof(f), (void *)((__u64)tctx +
+				bpf_core_field_offset(struct io_uring_task, registered_rings) +
+				i * sizeof(f))))
+			return;
+	} else {
+		files = t->files;
+		if (!files)
+			return;
+		fdt = files->fdt;
+		if ((unsigned long)fd >= fdt->max_fds ||
+		    bpf_probe_read_kernel(&f, sizeof(f), (void *)((__u64)fdt->fd + fd * sizeof(f))))
+			return;
+	}
+	ur_walk_free((struct io_ring_ctx *)ring_of(f));
+}
+
+/* At the exit of io_uring_setup (the ring's fd is its result) or
+ * io_uring_enter (its first argument, unless IORING_ENTER_REGISTERED_RING
+ * says it is a registered ring's index) of a target: its rings count from
+ * now on. A ring it holds and never names is not seen. */
+#define IORING_ENTER_REGISTERED_RING	(1U << 4)
+
+static __always_inline void ring_sys(struct oomk_proc *p, struct task_struct *t, __u32 tgid,
+				     long ret)
+{
+	struct oomk_rings init = { .fd = { -1, -1, -1, -1 } }, *r;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	bool compat = in_compat_syscall(t);
+	__u64 nr, flags;
+	long fd;
+
+	if (!regs)
+		return;
+	if (!(p->state & OOMK_ST_URING))
+		__sync_fetch_and_or(&p->state, OOMK_ST_URING);
+	nr = regs->orig_ax;
+	if (nr == (compat ? NR32_io_uring_setup : __NR_io_uring_setup)) {
+		fd = ret;
+	} else {
+		flags = compat ? (__u32)regs->si : regs->r10;
+		fd = compat ? (int)regs->bx : (int)regs->di;
+		ur_enter_exit(t, fd, flags & IORING_ENTER_REGISTERED_RING);
+		if (flags & IORING_ENTER_REGISTERED_RING)
+			return;
+	}
+	if (fd < 0)
+		return;
+	r = bpf_map_lookup_elem(&urings, &tgid);
+	if (!r) {
+		bpf_map_update_elem(&urings, &tgid, &init, BPF_NOEXIST);
+		r = bpf_map_lookup_elem(&urings, &tgid);
+		if (!r)
+			return;
+	}
+	for (int i = 0; i < URING_FDS; i++)
+		if (r->fd[i] == fd)
+			return;
+	for (int i = 0; i < URING_FDS; i++)
+		if (r->fd[i] < 0) {
+			r->fd[i] = fd;
+			return;
+		}
+	r->fd[fd & (URING_FDS - 1)] = fd;	/* full: one of four makes room */
 }
 
 /* ---------------------------------------------------------------------
@@ -1390,24 +1613,78 @@ int on_sock_send_tp(struct trace_event_raw_sock_msg_length *ctx)
 	return 0;
 }
 
-/* io_uring: a ring's completions are a checkpoint of the fds level for a
- * target that uses rings, in whatever thread posts them (an io-wq worker,
- * the SQPOLL thread: threads of the process sharing its fd table). So a
- * target that fills a direct table through SQPOLL, making no syscall, is
- * still judged. */
+/* A new request enters its ring at address req: the life that address had
+ * ended (a write that asked for no CQE and got none counts now, for the
+ * process it belonged to), a new one begins, and the request the batch
+ * finished last is counted. */
+SEC("tracepoint/io_uring/io_uring_submit_req")
+int on_uring_submit_tp(struct trace_event_raw_io_uring_submit_req *ctx)
+{
+	struct io_kiocb *req = (struct io_kiocb *)BPF_CORE_READ(ctx, req);
+	struct io_ring_ctx *ctx_ring;
+	struct ur_mark mark = {}, *m;
+	__u64 key = (__u64)req;
+	__u32 rule;
+
+	if (!ur_target() || !req)
+		return 0;
+	mark.tgid = bpf_get_current_pid_tgid() >> 32;
+	m = bpf_map_lookup_elem(&ur_done, &key);
+	if (m && m->state == UR_LIVE_SKIP_WRITE && m->tgid == mark.tgid &&
+	    __sync_val_compare_and_swap(&m->state, UR_LIVE_SKIP_WRITE, UR_COUNTED) ==
+		    UR_LIVE_SKIP_WRITE)
+		ur_add(OOMK_RULE_WRITES, 1);
+	rule = ur_rule(BPF_CORE_READ(req, opcode));
+	if (rule == OOMK_RULE_WRITES && (ur_flags(req) & REQ_F_CQE_SKIP))
+		mark.state = UR_LIVE_SKIP_WRITE;
+	bpf_map_update_elem(&ur_done, &key, &mark, BPF_ANY);
+	ctx_ring = BPF_CORE_READ(req, ctx);
+	ur_count(ur_tail(ctx_ring));
+	ur_walk_free(ctx_ring);
+	return 0;
+}
+
+/* The task ran its io_uring task work, which frees the requests io-wq
+ * finished: often after io_uring_enter has returned, on the way back to
+ * user space. So the ring it last submitted to is walked here too (a
+ * DEFER_TASKRUN ring's local work names its ring). */
+SEC("tracepoint/io_uring/io_uring_task_work_run")
+int on_uring_tw_tp(struct trace_event_raw_io_uring_task_work_run *ctx)
+{
+	struct io_uring_task *tctx = (struct io_uring_task *)BPF_CORE_READ(ctx, tctx);
+
+	if (ur_target() && tctx)
+		ur_walk_free((struct io_ring_ctx *)BPF_CORE_READ(tctx, last));
+	return 0;
+}
+
+SEC("tracepoint/io_uring/io_uring_local_work_run")
+int on_uring_local_tw_tp(struct trace_event_raw_io_uring_local_work_run *ctx)
+{
+	if (ur_target())
+		ur_walk_free((struct io_ring_ctx *)BPF_CORE_READ(ctx, ctx));
+	return 0;
+}
+
+/* A completion: its request counted (a CQE of no request, a multishot's
+ * or a message's, carries none), and for a target that uses rings a
+ * checkpoint of the fds level, in whatever thread posts it (an io-wq
+ * worker, the SQPOLL thread: threads of the process sharing its fd table).
+ * So a target that fills a direct table through SQPOLL, making no
+ * syscall, is still judged. */
 SEC("tracepoint/io_uring/io_uring_complete")
-int on_uring_complete_tp(void *ctx)
+int on_uring_complete_tp(struct trace_event_raw_io_uring_complete *ctx)
 {
 	struct task_struct *t;
 	struct oomk_proc *p;
 	__u64 id;
 	__u32 tgid;
 
-	if (!live())
+	if (!ur_target())
 		return 0;
+	ur_count((struct io_kiocb *)BPF_CORE_READ(ctx, req));
+	ur_walk_free((struct io_ring_ctx *)BPF_CORE_READ(ctx, ctx));
 	t = bpf_get_current_task_btf();
-	if (!task_is_target(t))
-		return 0;
 	id = bpf_get_current_pid_tgid();
 	tgid = id >> 32;
 	p = bpf_map_lookup_elem(&procs, &tgid);
@@ -1416,6 +1693,138 @@ int on_uring_complete_tp(void *ctx)
 	fds_check(p, t, tgid, (__u32)id);
 	enforce(p, tgid, (__u32)id);
 	return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Linux AIO. io_submit returns how many of its iocbs were submitted, and
+ * the kernel submits one (io_submit_one() returns 0) only once it called
+ * the file's method: aio_read() and aio_write() fail before the call (fs/
+ * aio.c) or return 0 after it. So a write is each of the first `ret` iocbs
+ * whose opcode is a write, read from the caller's memory at the exit, as
+ * the kernel read it. Bytes read come with the results: each event
+ * io_getevents or io_pgetevents returns whose iocb is a read adds its
+ * result. Results a program takes from the ring in its own memory, with
+ * no syscall, are not seen (OPERATIONS). One classic per-syscall
+ * tracepoint program each (x86-64 calls: the ia32 ones have none), so that
+ * no call is counted twice. */
+#define IOCB_CMD_PREAD		0
+#define IOCB_CMD_PWRITE		1
+#define IOCB_CMD_PREADV		7
+#define IOCB_CMD_PWRITEV	8
+#define AIO_MAX			65536	/* fs.aio-max-nr's default: more per call is rare */
+
+struct sys_exit_args {
+	struct trace_entry ent;
+	int nr;
+	long ret;
+};
+
+struct aio_walk {
+	__u64 list;		/* user address: iocb pointers, or io_events */
+	__u64 n;
+	struct oomk_thr *th;	/* the sum goes to th->aio_sum */
+};
+
+static __always_inline __u16 aio_opcode(__u64 cb)
+{
+	__u16 op = 0xffff;
+
+	if (cb)
+		bpf_probe_read_user(&op, sizeof(op), (void *)cb +
+				    __builtin_offsetof(struct iocb, aio_lio_opcode));
+	return op;
+}
+
+static long aio_submitted(__u32 i, struct aio_walk *w)
+{
+	__u64 cb = 0;
+	__u16 op;
+
+	if (i >= w->n)
+		return 1;
+	bpf_probe_read_user(&cb, sizeof(cb), (void *)(w->list + (__u64)i * sizeof(cb)));
+	op = aio_opcode(cb);
+	if ((op == IOCB_CMD_PWRITE || op == IOCB_CMD_PWRITEV) && w->th)
+		w->th->aio_sum++;
+	return 0;
+}
+
+static long aio_reaped(__u32 i, struct aio_walk *w)
+{
+	struct io_event ev = {};
+	__u16 op;
+
+	if (i >= w->n)
+		return 1;
+	if (bpf_probe_read_user(&ev, sizeof(ev), (void *)(w->list + (__u64)i * sizeof(ev))))
+		return 0;
+	op = aio_opcode(ev.obj);
+	if ((op == IOCB_CMD_PREAD || op == IOCB_CMD_PREADV) && ev.res > 0 && w->th)
+		w->th->aio_sum += ev.res;
+	return 0;
+}
+
+static __always_inline int aio_exit(long ret, bool submit)
+{
+	struct aio_walk w = {};
+	struct task_struct *t;
+	struct pt_regs *regs;
+	struct oomk_proc *p;
+	struct oomk_thr *th;
+	__u32 rule = submit ? OOMK_RULE_WRITES : OOMK_RULE_READ_BYTES, tgid, tid;
+	__u64 id, sum;
+
+	if (!live() || ret <= 0 || cfg.limits[rule] == (__u64)-1)
+		return 0;
+	t = bpf_get_current_task_btf();
+	if (!task_is_target(t) || in_compat_syscall(t))
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	if (!regs)
+		return 0;
+	id = bpf_get_current_pid_tgid();
+	tgid = id >> 32;
+	tid = (__u32)id;
+	p = proc_get(t, tgid, tid);
+	if (!p)
+		return 0;
+	th = thr_get(t, tgid, tid, 0, 0);
+	if (!th)
+		return 0;
+	th->aio_sum = 0;
+	w.th = th;
+	/* io_submit(ctx, nr, iocbpp); io_[p]getevents(ctx, min_nr, nr, events, ...) */
+	w.n = ret < AIO_MAX ? ret : AIO_MAX;
+	if (submit) {
+		w.list = regs->dx;
+		bpf_loop(w.n, aio_submitted, &w, 0);
+	} else {
+		w.list = regs->r10;
+		bpf_loop(w.n, aio_reaped, &w, 0);
+	}
+	sum = th->aio_sum;
+	if (sum)
+		add_and_check(p, tgid, tid, rule, sum);
+	enforce(p, tgid, tid);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_io_submit")
+int on_aio_submit_tp(struct sys_exit_args *ctx)
+{
+	return aio_exit(ctx->ret, true);
+}
+
+SEC("tracepoint/syscalls/sys_exit_io_getevents")
+int on_aio_getevents_tp(struct sys_exit_args *ctx)
+{
+	return aio_exit(ctx->ret, false);
+}
+
+SEC("tracepoint/syscalls/sys_exit_io_pgetevents")
+int on_aio_pgetevents_tp(struct sys_exit_args *ctx)
+{
+	return aio_exit(ctx->ret, false);
 }
 
 /* Counters belong to the process image: exec starts them again, from the

@@ -5,6 +5,8 @@ an fd count toward `fds`, and stop counting when the table or the ring goes.
 direct table (IORING_OP_OPENAT with IORING_FILE_INDEX_ALLOC); its fd table
 then holds 0, 1, 2 and the ring's fd.
 """
+import pytest
+
 import killer as K
 
 LIMIT = 100
@@ -63,3 +65,82 @@ def test_95_direct_files_live(default_killer):
         default_killer.wait_samples(2)
         assert w.alive()
         assert not default_killer.find_events(pid=w.pid), default_killer.find_events(pid=w.pid)
+
+
+# ---- io_uring reads and writes (issue 18) ---------------------------------------------
+# oomp_work's io_uring write steps write 1 byte each to its OUT file:
+#   uring-w    one request per io_uring_enter, waited for
+#   uring-aw   the same with IOSQE_ASYNC: io-wq's worker threads run them
+#   uring-wb   all in one io_uring_enter (a batch)
+#   uring-wsq  an SQPOLL ring: the kernel's thread submits them
+#   uring-wbs  a batch, each with IOSQE_CQE_SKIP_SUCCESS (no CQE)
+#   uring-ws   one per io_uring_enter, IOSQE_CQE_SKIP_SUCCESS
+
+WRITES = 100
+EXACT = ["uring-w", "uring-aw", "uring-wb", "uring-wsq"]
+NO_CQE = ["uring-wbs", "uring-ws"]
+
+
+def _kill_event(k: K.Killer, pid: int, rule: str) -> dict:
+    ev = k.wait_event(pid=pid, kind="kill")
+    assert ev is not None, f"no kill event for {pid}: {k.events[-5:]}"
+    assert K.rule_key(ev["rule"]) == K.rule_key(rule), ev
+    return ev
+
+
+@pytest.mark.parametrize("step", EXACT)
+def test_150_io_uring_writes_die_at_the_100th_with_no_101st(default_killer, step):
+    with K.Workload(K.WORK, f"{step}:150", progress=True, out=True) as w:
+        res = w.wait()
+    assert res.killed, res.describe()
+    assert _kill_event(default_killer, res.pid, "writes")["value"] == WRITES
+    # The SIGKILL is pending before the 101st reaches the file: a buffered
+    # write to a regular file checks for it first (EINTR).
+    assert res.out_size == WRITES, res.describe()
+
+
+@pytest.mark.parametrize("step", EXACT + NO_CQE)
+def test_99_io_uring_writes_live(default_killer, step):
+    """Alive after the killer judged it: `status` shows its 99 writes, then
+    two more samples pass."""
+    with K.Workload(K.WORK, f"{step}:99", "pause", progress=True, out=True) as w:
+        assert w.wait_state(K.S_SLEEPING), "did not reach pause()"
+        assert w.out_size() == WRITES - 1
+        K.wait_until(lambda: _counter(default_killer, w.pid, "writes") == WRITES - 1, 20)
+        assert _counter(default_killer, w.pid, "writes") == WRITES - 1, \
+            default_killer.status()["processes"]
+        default_killer.wait_samples(2)
+        assert w.alive()
+        assert not default_killer.find_events(pid=w.pid), default_killer.find_events(pid=w.pid)
+
+
+@pytest.mark.parametrize("step", NO_CQE)
+def test_writes_that_post_no_cqe_die(default_killer, step):
+    """IOSQE_CQE_SKIP_SUCCESS: counted when the ring frees the request; io-wq
+    may have finished the ones queued behind it by then (OPERATIONS)."""
+    res = K.run(K.WORK, f"{step}:150", progress=True, out=True)
+    assert res.killed, res.describe()
+    assert _kill_event(default_killer, res.pid, "writes")["value"] == WRITES
+    assert res.out_size >= WRITES, res.describe()
+
+
+def test_an_11_mib_io_uring_read_dies(default_killer):
+    res = K.run(K.WORK, "uring-r:11M", progress=True)
+    assert res.killed, res.describe()
+    ev = _kill_event(default_killer, res.pid, "read-bytes")
+    assert 10 << 20 <= ev["value"] < (10 << 20) + 65536, ev
+
+
+def test_io_uring_reads_below_the_limit_live(default_killer):
+    with K.Workload(K.WORK, "uring-r:10000000", "pause", progress=True) as w:
+        assert w.wait_state(K.S_SLEEPING), "did not reach pause()"
+        K.wait_until(lambda: _counter(default_killer, w.pid, "read-bytes") >= 10000000, 20)
+        assert _counter(default_killer, w.pid, "read-bytes") >= 10000000
+        default_killer.wait_samples(2)
+        assert w.alive()
+        assert not default_killer.find_events(pid=w.pid), default_killer.find_events(pid=w.pid)
+
+
+def _counter(k: K.Killer, pid: int, rule: str) -> int:
+    procs = {p["pid"]: p for p in k.status()["processes"]}
+    return procs[pid]["counters"][rule] if pid in procs else -1

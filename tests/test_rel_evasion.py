@@ -148,18 +148,29 @@ def test_children_have_their_own_counters(killer, how):
 
 # ---- io_uring ----------------------------------------------------------------------
 
-def test_io_uring_writes_are_not_counted(killer):
-    p = R.Rel("uring-w:150", "uring-aw:150", out=True)
+def test_io_uring_writes_are_counted(killer):
+    p = R.Rel("uring-w:99", "pause", out=True)
     with p:
-        assert p.wait(30) == 0, p.describe()
-        assert p.out_size() == 300
-    assert not killer.find_events(pid=p.pid)
+        assert p.wait_state(K.S_SLEEPING), p.describe()
+        assert p.out_size() == 99
+    p = R.Rel("uring-aw:150", out=True)
+    with p:
+        assert p.wait(30) == KILLED, p.describe()
+        assert p.out_size() == 100
+    kill_event(killer, p, "writes", 100)
 
 
-def test_io_uring_reads_are_not_counted(killer):
-    p = run(killer, "uring-r:11M")
-    assert p.rc == 0, p.describe()
-    assert not p.events
+def test_io_uring_reads_are_counted(killer):
+    p = run(killer, "uring-r:11M", "pause")
+    assert p.rc == KILLED, p.describe()
+    ev = killer.wait_event(pid=p.pid, kind="kill")
+    assert ev is not None and K.rule_key(ev["rule"]) == "readbytes", ev
+
+
+def test_aio_writes_are_counted(killer):
+    p = run(killer, "aio-aw:100", "pause")
+    assert p.rc == KILLED, p.describe()
+    kill_event(killer, p, "writes", 100)
 
 
 def test_io_uring_tcp_send_is_counted(killer):

@@ -82,7 +82,7 @@ def test_targets_started_before_the_killer():
 def test_io_uring_workers_are_not_created_threads():
     # With --max-threads 1, one counted thread kills. IOSQE_ASYNC hands every
     # write to io-wq workers (iou-wrk-*), threads of the target's group.
-    with K.Killer(*R.OPEN, "--max-threads", "1") as k, R.Rel("uring-aw:200", "pause") as p:
+    with K.Killer(*R.OPEN, "--max-threads", "1") as k, R.Rel("uring-aw:99", "pause") as p:
         assert p.wait_state(K.S_SLEEPING), p.describe()
         names = []
         for tid in os.listdir(f"/proc/{p.pid}/task"):

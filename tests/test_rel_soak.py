@@ -34,6 +34,8 @@ VIOLATORS = [
     ("rand", ["rand:100", "pause"], "killed"),
     ("tcp", ["--nodelay", "tcp-send:1000", "pause"], "killed"),
     ("uring-send", ["uring-send:1000", "pause"], "killed"),
+    ("uring-write", ["uring-wb:100", "pause"], "killed"),
+    ("aio-write", ["aio-aw:100", "pause"], "killed"),
     ("mt", ["mt:8:5:100"], "killed"),
     ("race", ["race:16:7", "pause"], "killed"),
     ("exec-then-cross", ["write:99", f"exec:{REL}", "write:100", "pause"], "killed"),
@@ -47,7 +49,8 @@ COMPLIANT = [
     ("threads", ["threads:50", "c3:40"], "ok"),
     ("rand", ["rand:99"], "ok"),
     ("tcp", ["--nodelay", "tcp-send:900"], "ok"),
-    ("uring", ["uring-w:150", "uring-r:11M"], "ok"),
+    ("uring", ["uring-w:60", "uring-aw:39", "uring-r:9M"], "ok"),
+    ("aio", ["aio-aw:99", "aio-ar:9M"], "ok"),
     ("sendfile", ["sendfile:6M", "splice:11M"], "ok"),  # 96 sendfile calls, 6 MiB read
     ("fork", ["write:60", "forkw:99", "vforkw:99", "write:39"], "ok"),
     ("exec-reset", ["write:99", f"exec:{REL}", "write:99"], "ok"),

@@ -56,7 +56,8 @@ TP_SYS_EXIT_TWIN = "tp_sys_exit_tp"
 # off they are not loaded, and cost nothing. The sock_send_length twins
 # count TCP segments and mark socket writes, which `writes` leaves out.
 RULE_PROGS = (("on_rand", ("rand",)), ("on_sock_send", ("tcp-packets", "writes")),
-              ("on_uring", ("fds",)))
+              ("on_uring", ("fds", "writes", "read-bytes")),
+              ("on_aio", ("writes", "read-bytes")))
 
 
 def needed(name: str, enabled: set[str]) -> bool:

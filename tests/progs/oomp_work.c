@@ -46,6 +46,13 @@
  *   uring-w:N    N IORING_OP_WRITE of 1 byte to OUT (or /dev/null)
  *   uring-aw:N   the same with IOSQE_ASYNC (io-wq worker threads)
  *   uring-r:N    IORING_OP_READ of N bytes from /dev/zero, 64 KiB at a time
+ *   uring-wb:N   N IORING_OP_WRITE of 1 byte to OUT in one io_uring_enter;
+ *                uring-wbs:N the same, each IOSQE_CQE_SKIP_SUCCESS;
+ *                uring-ws:N  one enter each, IOSQE_CQE_SKIP_SUCCESS;
+ *                uring-wsq:N an SQPOLL ring, each waited for
+ *   aio-aw:N     N Linux AIO writes of 1 byte to OUT, one io_submit each;
+ *                aio-awb:N all in one io_submit
+ *   aio-ar:N     N bytes read through Linux AIO from IN (/dev/zero)
  *   uring-send:N N IORING_OP_SEND of 16 bytes on a loopback TCP connection
  *   uring-direct:N  N IORING_OP_OPENAT of /dev/null into a ring's sparse
  *                direct table of 256 (files without an fd); the ring is
@@ -94,6 +101,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <link.h>
+#include <linux/aio_abi.h>
 #include <linux/io_uring.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
@@ -860,12 +868,12 @@ struct uring {
 	struct io_uring_cqe *cqes;
 };
 
-static void uring_init(struct uring *u)
+static void uring_setup(struct uring *u, unsigned entries, unsigned flags)
 {
-	struct io_uring_params p = {0};
+	struct io_uring_params p = { .flags = flags };
 	char *sq, *cq;
 
-	u->fd = syscall(SYS_io_uring_setup, 8, &p);
+	u->fd = syscall(SYS_io_uring_setup, entries, &p);
 	if (u->fd < 0)
 		die("io_uring_setup");
 	u->enter_fd = u->fd;
@@ -885,6 +893,11 @@ static void uring_init(struct uring *u)
 	u->cq_tail = (void *)(cq + p.cq_off.tail);
 	u->cq_mask = (void *)(cq + p.cq_off.ring_mask);
 	u->cqes = (void *)(cq + p.cq_off.cqes);
+}
+
+static void uring_init(struct uring *u)
+{
+	uring_setup(u, 8, 0);
 }
 
 /* Submit one SQE (a copy of *tmpl) and wait for its completion: its res. */
@@ -997,6 +1010,185 @@ static void op_uring(const char *kind, long long n)
 		if (r != 1) {
 			errno = r < 0 ? -r : EIO;
 			die("io_uring write");
+		}
+		note(i + 1);
+	}
+}
+
+/* Wait until fd (OUT, written only here) has grown by n bytes since `from`:
+ * writes that post no CQE are done when their bytes are there (a drain
+ * NOP does not wait for them). Gives up after 30 s. */
+static void wait_written(int fd, off_t from, long long n)
+{
+	struct stat st;
+
+	for (int i = 0; i < 30000; i++) {
+		if (fstat(fd, &st))
+			die("fstat OUT");
+		if (st.st_size >= from + n)
+			return;
+		usleep(1000);
+	}
+	errno = ETIMEDOUT;
+	die("io_uring: writes without a CQE never landed");
+}
+
+/* N writes of 1 byte to OUT through one ring (of N entries, at most
+ * 4096): wb in one io_uring_enter; wbs the same, each with
+ * IOSQE_CQE_SKIP_SUCCESS; ws one io_uring_enter each, with
+ * IOSQE_CQE_SKIP_SUCCESS; wsq an SQPOLL ring, each waited for (the
+ * kernel's thread submits them). Writes that post no CQE are waited for by
+ * OUT's size (OUT must be a regular file then). P_DONE: writes done. */
+static void op_uring_batch(const char *kind, long long n)
+{
+	int fd = outfd(), skip = !strcmp(kind, "wbs") || !strcmp(kind, "ws");
+	unsigned entries = 1;
+	struct uring u;
+	struct stat st;
+	off_t from;
+
+	if (fstat(fd, &st))
+		die("fstat OUT");
+	from = st.st_size;
+
+	while (entries < n && entries < 4096)
+		entries <<= 1;
+	if (n > entries) {
+		errno = EINVAL;
+		die("uring batch: at most 4096");
+	}
+	uring_setup(&u, entries, !strcmp(kind, "wsq") ? IORING_SETUP_SQPOLL : 0);
+	if (!strcmp(kind, "wsq")) {
+		for (long long i = 0; i < n; i++) {
+			struct io_uring_sqe sqe = {
+				.opcode = IORING_OP_WRITE, .fd = fd, .addr = (uintptr_t)"u",
+				.len = 1, .off = (uint64_t)-1,
+			};
+			unsigned tail = *u.sq_tail, idx = tail & *u.sq_mask, head;
+
+			u.sqes[idx] = sqe;
+			u.sq_array[idx] = idx;
+			__atomic_store_n(u.sq_tail, tail + 1, __ATOMIC_RELEASE);
+			/* Wake the thread if it sleeps, then wait for the CQE. */
+			if (syscall(SYS_io_uring_enter, u.fd, 0, 1,
+				    IORING_ENTER_GETEVENTS | IORING_ENTER_SQ_WAKEUP, NULL, 0) < 0)
+				die("io_uring_enter");
+			head = *u.cq_head;
+			if (head == __atomic_load_n(u.cq_tail, __ATOMIC_ACQUIRE) ||
+			    u.cqes[head & *u.cq_mask].res != 1) {
+				errno = EIO;
+				die("io_uring sqpoll write");
+			}
+			__atomic_store_n(u.cq_head, head + 1, __ATOMIC_RELEASE);
+			note(i + 1);
+		}
+		return;
+	}
+	if (!strcmp(kind, "ws")) {
+		for (long long i = 0; i < n; i++) {
+			struct io_uring_sqe sqe = {
+				.opcode = IORING_OP_WRITE, .fd = fd, .addr = (uintptr_t)"u",
+				.len = 1, .off = (uint64_t)-1, .flags = IOSQE_CQE_SKIP_SUCCESS,
+			};
+			unsigned tail = *u.sq_tail, idx = tail & *u.sq_mask;
+
+			u.sqes[idx] = sqe;
+			u.sq_array[idx] = idx;
+			__atomic_store_n(u.sq_tail, tail + 1, __ATOMIC_RELEASE);
+			if (syscall(SYS_io_uring_enter, u.fd, 1, 0, 0, NULL, 0) != 1)
+				die("io_uring_enter");
+			note(i + 1);
+		}
+		wait_written(fd, from, n);
+		return;
+	}
+	for (long long i = 0; i < n; i++) {
+		struct io_uring_sqe sqe = {
+			.opcode = IORING_OP_WRITE, .fd = fd, .addr = (uintptr_t)"u",
+			.len = 1, .off = (uint64_t)-1, .flags = skip ? IOSQE_CQE_SKIP_SUCCESS : 0,
+		};
+		unsigned tail = *u.sq_tail + i, idx = tail & *u.sq_mask;
+
+		u.sqes[idx] = sqe;
+		u.sq_array[idx] = idx;
+	}
+	__atomic_store_n(u.sq_tail, *u.sq_tail + n, __ATOMIC_RELEASE);
+	if (syscall(SYS_io_uring_enter, u.fd, n, skip ? 0 : n, skip ? 0 : IORING_ENTER_GETEVENTS,
+		    NULL, 0) != n)
+		die("io_uring_enter");
+	if (skip)
+		wait_written(fd, from, n);
+	note(n);
+}
+
+/* ---- Linux AIO (io_setup, io_submit, io_getevents), raw ------------- */
+
+/* N writes of 1 byte to OUT: aw one io_submit each; awb all in one
+ * io_submit (at most 4096). ar: N bytes read from IN (/dev/zero), 64 KiB a
+ * request, each reaped with io_getevents. P_DONE: requests completed. */
+static void op_aio(const char *kind, long long n)
+{
+	static char buf[65536];
+	aio_context_t ctx = 0;
+	struct io_event ev[64];
+	int fd;
+
+	if (syscall(SYS_io_setup, 4096, &ctx))
+		die("io_setup");
+	if (!strcmp(kind, "ar")) {
+		long long done = 0;
+
+		fd = open(in_path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			die("open IN");
+		while (done < n) {
+			struct iocb cb = {
+				.aio_lio_opcode = IOCB_CMD_PREAD, .aio_fildes = fd,
+				.aio_buf = (uintptr_t)buf,
+				.aio_nbytes = n - done < (long long)sizeof(buf) ? n - done : sizeof(buf),
+			}, *cbs[1] = { &cb };
+
+			if (syscall(SYS_io_submit, ctx, 1, cbs) != 1 ||
+			    syscall(SYS_io_getevents, ctx, 1, 1, ev, NULL) != 1)
+				die("aio read");
+			if (ev[0].res <= 0) {
+				errno = ev[0].res < 0 ? -ev[0].res : EIO;
+				die("aio read");
+			}
+			done += ev[0].res;
+			note(done);
+		}
+		return;
+	}
+	fd = outfd();
+	if (!strcmp(kind, "awb")) {
+		static struct iocb cb[4096];
+		static struct iocb *cbs[4096];
+
+		if (n > 4096) {
+			errno = EINVAL;
+			die("aio batch: at most 4096");
+		}
+		for (long long i = 0; i < n; i++) {
+			cb[i] = (struct iocb){ .aio_lio_opcode = IOCB_CMD_PWRITE, .aio_fildes = fd,
+					       .aio_buf = (uintptr_t)"a", .aio_nbytes = 1 };
+			cbs[i] = &cb[i];
+		}
+		if (syscall(SYS_io_submit, ctx, n, cbs) != n)
+			die("io_submit");
+		note(n);
+		return;
+	}
+	for (long long i = 0; i < n; i++) {
+		struct iocb cb = { .aio_lio_opcode = IOCB_CMD_PWRITE, .aio_fildes = fd,
+				   .aio_buf = (uintptr_t)"a", .aio_nbytes = 1 }, *cbs[1] = { &cb };
+
+		if (syscall(SYS_io_submit, ctx, 1, cbs) != 1 ||
+		    syscall(SYS_io_getevents, ctx, 1, 1, ev, NULL) != 1)
+			die("aio write");
+		if (ev[0].res != 1) {
+			errno = ev[0].res < 0 ? -ev[0].res : EIO;
+			die("aio write");
 		}
 		note(i + 1);
 	}
@@ -1382,6 +1574,11 @@ static int run_step(char **steps, int nsteps)
 	else if (!strcmp(name, "uring-w") || !strcmp(name, "uring-aw") ||
 		 !strcmp(name, "uring-r") || !strcmp(name, "uring-send"))
 		op_uring(name + 6, n);
+	else if (!strcmp(name, "uring-wb") || !strcmp(name, "uring-wbs") ||
+		 !strcmp(name, "uring-ws") || !strcmp(name, "uring-wsq"))
+		op_uring_batch(name + 6, n);
+	else if (!strcmp(name, "aio-aw") || !strcmp(name, "aio-awb") || !strcmp(name, "aio-ar"))
+		op_aio(name + 4, n);
 	else if (!strcmp(name, "uring-direct"))
 		op_uring_direct(n);
 	else if (!strcmp(name, "uring-drop")) {
