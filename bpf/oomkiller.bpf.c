@@ -34,6 +34,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define EOVERFLOW	75
 #define EOPNOTSUPP	95
 #define ECANCELED	125
+#define EAGAIN		11
 
 const volatile struct oomk_config cfg = {};
 struct oomk_stats stats = {};
@@ -1050,7 +1051,7 @@ static __always_inline void ur_add(__u32 rule, __u64 inc)
  * nothing; anything else (bytes, EAGAIN, EINTR, EIO, ENOSPC, EPIPE)
  * counts, as syscw would for write(2). A result that counts nothing still
  * settles the life. */
-static __always_inline void ur_count(struct io_kiocb *req)
+static __always_inline void ur_count(struct io_kiocb *req, bool final)
 {
 	struct ur_mark init = { .state = UR_COUNTED }, *m;
 	__u64 key = (__u64)req, inc = 0;
@@ -1063,6 +1064,10 @@ static __always_inline void ur_count(struct io_kiocb *req)
 	if (rule >= OOMK_RULE_MAX || cfg.limits[rule] == (__u64)-1)
 		return;
 	res = BPF_CORE_READ(req, cqe.res);
+	/* On the deferred list with -EAGAIN: maybe a request to reissue
+	 * (REQ_F_REISSUE), which ends again later; its end counts it. */
+	if (!final && res == -EAGAIN)
+		return;
 	if (rule == OOMK_RULE_READ_BYTES)
 		inc = res > 0 ? res : 0;
 	else if (res != 0 && res != -EBADF && res != -EFAULT && res != -EINVAL &&
@@ -1124,7 +1129,7 @@ static long ur_walk_one(__u32 i, struct ur_walk *w)
 	if (!m || m->state == UR_WALKED)
 		return 1;
 	if (m->state != UR_COUNTED)
-		ur_count(req);
+		ur_count(req, true);
 	m->state = UR_WALKED;
 	w->node = BPF_CORE_READ(node, next);
 	return 0;
@@ -1639,7 +1644,7 @@ int on_uring_submit_tp(struct trace_event_raw_io_uring_submit_req *ctx)
 		mark.state = UR_LIVE_SKIP_WRITE;
 	bpf_map_update_elem(&ur_done, &key, &mark, BPF_ANY);
 	ctx_ring = BPF_CORE_READ(req, ctx);
-	ur_count(ur_tail(ctx_ring));
+	ur_count(ur_tail(ctx_ring), false);
 	ur_walk_free(ctx_ring);
 	return 0;
 }
@@ -1682,7 +1687,7 @@ int on_uring_complete_tp(struct trace_event_raw_io_uring_complete *ctx)
 
 	if (!ur_target())
 		return 0;
-	ur_count((struct io_kiocb *)BPF_CORE_READ(ctx, req));
+	ur_count((struct io_kiocb *)BPF_CORE_READ(ctx, req), true);
 	ur_walk_free((struct io_ring_ctx *)BPF_CORE_READ(ctx, ctx));
 	t = bpf_get_current_task_btf();
 	id = bpf_get_current_pid_tgid();
