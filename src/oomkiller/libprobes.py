@@ -10,6 +10,7 @@ symbols, attaches and resumes the process BPF stopped.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -145,11 +146,12 @@ class RandProbes:
         them all, after the last map call: a resumed target's rand() must
         not meet one of ours (see pending())."""
         self.released = st.holds  # each hold is in the map before it is counted
-        holds = take_all(self.lib, gen.map_fd("holds"))
-        for tgid, hold in holds:
-            path = mapping_at(tgid, hold.addr)
-            if path is not None:
-                self.settle(gen, (hold.file.dev, hold.file.ino), path)
+        with unpreempted():
+            holds = take_all(self.lib, gen.map_fd("holds"))
+            for tgid, hold in holds:
+                path = mapping_at(tgid, hold.addr)
+                if path is not None:
+                    self.settle(gen, (hold.file.dev, hold.file.ino), path)
         for tgid, hold in holds:
             resume(tgid, hold.start_boottime)
 
@@ -211,6 +213,28 @@ class RandProbes:
 
 
 HOLDS_MAX = 1024  # the holds map's max_entries
+
+
+@contextlib.contextmanager
+def unpreempted() -> Iterator[None]:
+    """Run the block as SCHED_FIFO: a bpf(2) map call holds bpf_prog_active
+    on its CPU, and a target's rand() uprobe that runs there meanwhile is
+    skipped. Where the kernel preempts (lazy preemption, Debian's default
+    since 6.x), a target could run there while we are preempted inside one;
+    no fair-class task preempts a FIFO one. Without CAP_SYS_NICE: as before."""
+    try:
+        policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            os.sched_setscheduler(0, policy, param)
+        except OSError:
+            pass
 
 
 def take_all(lib: ctypes.CDLL, fd: int) -> list[tuple[int, abi.OomkHold]]:
