@@ -54,7 +54,9 @@ TP_SYS_EXIT_TWIN = "tp_sys_exit_tp"
 
 # Programs only some rules need, by name prefix: with all of those rules
 # off they are not loaded, and cost nothing. The sock_send_length twins
-# count TCP segments and mark socket writes, which `writes` leaves out.
+# count TCP segments and mark socket writes, which `writes` leaves out. The
+# io_uring tracepoints check the fds level and count io_uring's reads and
+# writes; the AIO syscalls' exits count AIO's.
 RULE_PROGS = (("on_rand", ("rand",)), ("on_sock_send", ("tcp-packets", "writes")),
               ("on_uring", ("fds", "writes", "read-bytes")),
               ("on_aio", ("writes", "read-bytes")))
