@@ -972,15 +972,12 @@ static __always_inline void lib_sys(struct task_struct *t, long ret)
  *     the SIGKILL fails that one (EINTR: a buffered write checks first);
  *   - at io_uring_complete: every request that posts a CQE (io-wq's, a
  *     poll-driven retry, the last of a batch, a failure);
- *   - at io_uring_enter's exit: the last request the ring finished, if it
- *     asked for no CQE (IOSQE_CQE_SKIP_SUCCESS). The flush leaves it as
- *     the list's `last`, and in the ring's cache, result and all, until
- *     its next use;
- *   - when a request's memory is next used for a new request: a write
- *     that asked for no CQE and ended unseen (finished by io-wq, as every
- *     buffered write to ext4 is) succeeded, or its failure would have
- *     posted a CQE. It counts as one write then. Such a read's bytes are
- *     gone by then: not counted (OPERATIONS).
+ *   - in the ring's cache of free requests, where a finished request
+ *     waits, result and all, until its next use (ur_walk_free): the only
+ *     place a request that asked for no CQE (IOSQE_CQE_SKIP_SUCCESS) and
+ *     was finished by io-wq (every buffered write to ext4 is) is seen;
+ *   - when its address starts a new life unwalked: a write that asked for
+ *     no CQE and got none succeeded (a failure posts one), one write.
  * `ur_done` keeps one mark per request address and life, so each life
  * counts once. One classic tracepoint program per event (as the fds
  * checkpoint at completions was): a skip needs bpf_prog_active held on
@@ -1128,7 +1125,9 @@ static long ur_walk_one(__u32 i, struct ur_walk *w)
 	m = bpf_map_lookup_elem(&ur_done, &key);
 	if (!m || m->state == UR_WALKED)
 		return 1;
-	if (m->state != UR_COUNTED)
+	/* A request the kernel took fresh from the slab carries the mark of
+	 * its last life, maybe another process's ring: not ours to count. */
+	if (m->state != UR_COUNTED && m->tgid == (__u32)(bpf_get_current_pid_tgid() >> 32))
 		ur_count(req, true);
 	m->state = UR_WALKED;
 	w->node = BPF_CORE_READ(node, next);
