@@ -5,7 +5,7 @@ an fd count toward `fds`, and stop counting when the table or the ring goes.
 direct table (IORING_OP_OPENAT with IORING_FILE_INDEX_ALLOC); its fd table
 then holds 0, 1, 2 and the ring's fd.
 """
-import pytest
+import contextlib
 
 import killer as K
 
@@ -88,57 +88,74 @@ def _kill_event(k: K.Killer, pid: int, rule: str) -> dict:
     return ev
 
 
-@pytest.mark.parametrize("step", EXACT)
-def test_150_io_uring_writes_die_at_the_100th_with_no_101st(default_killer, step):
-    with K.Workload(K.WORK, f"{step}:150", progress=True, out=True) as w:
+# Each test runs its shapes side by side (separate processes): the VM lane
+# runs this module in every family on two kernels under TCG.
+
+
+def _all_die(k: K.Killer, runs: dict, rule: str) -> dict:
+    """Wait for each workload; each must die by SIGKILL with a kill event."""
+    evs = {}
+    for step, w in runs.items():
         res = w.wait()
-    assert res.killed, res.describe()
-    assert _kill_event(default_killer, res.pid, "writes")["value"] == WRITES
-    # The SIGKILL is pending before the 101st reaches the file: a buffered
-    # write to a regular file checks for it first (EINTR).
-    assert res.out_size == WRITES, res.describe()
+        assert res.killed, f"{step}: {res.describe()}"
+        evs[step] = (_kill_event(k, res.pid, rule), res)
+    return evs
 
 
-@pytest.mark.parametrize("step", EXACT + NO_CQE)
-def test_99_io_uring_writes_live(default_killer, step):
-    """Alive after the killer judged it: `status` shows its 99 writes, then
-    two more samples pass."""
-    with K.Workload(K.WORK, f"{step}:99", "pause", progress=True, out=True) as w:
-        assert w.wait_state(K.S_SLEEPING), "did not reach pause()"
-        assert w.out_size() == WRITES - 1
-        K.wait_until(lambda: _counter(default_killer, w.pid, "writes") == WRITES - 1, 20)
-        assert _counter(default_killer, w.pid, "writes") == WRITES - 1, \
-            default_killer.status()["processes"]
-        default_killer.wait_samples(2)
-        assert w.alive()
-        assert not default_killer.find_events(pid=w.pid), default_killer.find_events(pid=w.pid)
+def _all_live(k: K.Killer, runs: dict, rule: str, value: int, exact: bool = True) -> None:
+    """Each workload reaches pause() with `value` counted (exactly, or at
+    least) in `status`; two samples later all are alive, with no event."""
+    def seen(w):
+        c = _counter(k, w.pid, rule)
+        return c == value if exact else c >= value
+    for step, w in runs.items():
+        assert w.wait_state(K.S_SLEEPING), f"{step}: did not reach pause()"
+        K.wait_until(lambda: seen(w), 20)
+        assert seen(w), (step, _counter(k, w.pid, rule))
+    k.wait_samples(2)
+    for step, w in runs.items():
+        assert w.alive(), step
+        assert not k.find_events(pid=w.pid), (step, k.find_events(pid=w.pid))
 
 
-@pytest.mark.parametrize("step", NO_CQE)
-def test_writes_that_post_no_cqe_die(default_killer, step):
+def test_150_io_uring_writes_die_at_the_100th_with_no_101st(default_killer):
+    with contextlib.ExitStack() as stack:
+        runs = {s: stack.enter_context(K.Workload(K.WORK, f"{s}:150", progress=True, out=True))
+                for s in EXACT}
+        for step, (ev, res) in _all_die(default_killer, runs, "writes").items():
+            assert ev["value"] == WRITES, (step, ev)
+            # The SIGKILL is pending before the 101st reaches the file: a
+            # buffered write to a regular file checks for it first (EINTR).
+            assert res.out_size == WRITES, f"{step}: {res.describe()}"
+
+
+def test_99_io_uring_writes_live(default_killer):
+    with contextlib.ExitStack() as stack:
+        runs = {s: stack.enter_context(K.Workload(K.WORK, f"{s}:99", "pause", progress=True,
+                                                  out=True))
+                for s in EXACT + NO_CQE}
+        _all_live(default_killer, runs, "writes", WRITES - 1)
+        for step, w in runs.items():
+            assert w.out_size() == WRITES - 1, step
+
+
+def test_writes_that_post_no_cqe_die(default_killer):
     """IOSQE_CQE_SKIP_SUCCESS: counted when the ring frees the request; io-wq
     may have finished the ones queued behind it by then (OPERATIONS)."""
-    res = K.run(K.WORK, f"{step}:150", progress=True, out=True)
-    assert res.killed, res.describe()
-    assert _kill_event(default_killer, res.pid, "writes")["value"] == WRITES
-    assert res.out_size >= WRITES, res.describe()
+    with contextlib.ExitStack() as stack:
+        runs = {s: stack.enter_context(K.Workload(K.WORK, f"{s}:150", progress=True, out=True))
+                for s in NO_CQE}
+        for step, (ev, res) in _all_die(default_killer, runs, "writes").items():
+            assert ev["value"] == WRITES, (step, ev)
+            assert res.out_size >= WRITES, f"{step}: {res.describe()}"
 
 
-def test_an_11_mib_io_uring_read_dies(default_killer):
-    res = K.run(K.WORK, "uring-r:11M", progress=True)
-    assert res.killed, res.describe()
-    ev = _kill_event(default_killer, res.pid, "read-bytes")
-    assert 10 << 20 <= ev["value"] < (10 << 20) + 65536, ev
-
-
-def test_io_uring_reads_below_the_limit_live(default_killer):
-    with K.Workload(K.WORK, "uring-r:10000000", "pause", progress=True) as w:
-        assert w.wait_state(K.S_SLEEPING), "did not reach pause()"
-        K.wait_until(lambda: _counter(default_killer, w.pid, "read-bytes") >= 10000000, 20)
-        assert _counter(default_killer, w.pid, "read-bytes") >= 10000000
-        default_killer.wait_samples(2)
-        assert w.alive()
-        assert not default_killer.find_events(pid=w.pid), default_killer.find_events(pid=w.pid)
+def test_io_uring_reads_over_the_limit_die_and_under_it_live(default_killer):
+    with K.Workload(K.WORK, "uring-r:11M", progress=True) as over, \
+         K.Workload(K.WORK, "uring-r:10000000", "pause", progress=True) as under:
+        (ev, _), = _all_die(default_killer, {"11M": over}, "read-bytes").values()
+        assert 10 << 20 <= ev["value"] < (10 << 20) + 65536, ev
+        _all_live(default_killer, {"10000000": under}, "read-bytes", 10000000, exact=False)
 
 
 def _counter(k: K.Killer, pid: int, rule: str) -> int:
