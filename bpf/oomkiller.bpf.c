@@ -984,6 +984,13 @@ static __always_inline void lib_sys(struct task_struct *t, long ret)
  * that CPU; two twins would each need marks of their own. Credited to the
  * process whose thread runs the hook: the submitter, its SQPOLL thread or
  * io-wq worker (threads of one process); a kill there kills it. */
+/* A per-syscall classic tracepoint's record at exit (syscalls/sys_exit_*). */
+struct sys_exit_args {
+	struct trace_entry ent;
+	int nr;
+	long ret;
+};
+
 #define REQ_F_CQE_SKIP	(1ULL << 6)	/* = IOSQE_CQE_SKIP_SUCCESS_BIT (UAPI) */
 
 enum ur_state { UR_LIVE = 0, UR_LIVE_SKIP_WRITE, UR_COUNTED, UR_WALKED };
@@ -1027,18 +1034,24 @@ static __always_inline __u64 ur_flags(struct io_kiocb *req)
 }
 
 /* Add inc to current's process under rule, and judge it. Its entry was
- * made at io_uring_setup's exit, at the latest. */
-static __always_inline void ur_add(__u32 rule, __u64 inc)
+ * made at io_uring_setup's exit, at the latest. A global function: the
+ * verifier checks it once, not at each of the io_uring programs' many
+ * call sites (inlined, on_uring_submit_tp passed the 1M-instruction limit
+ * with some --name values). */
+__noinline int ur_add(__u32 rule, __u64 inc)
 {
 	struct oomk_proc *p;
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, tid = (__u32)id;
 
+	if (rule >= OOMK_RULE_MAX)
+		return 0;
 	p = bpf_map_lookup_elem(&procs, &tgid);
 	if (!p)
-		return;
+		return 0;
 	add_and_check(p, tgid, tid, rule, inc);
 	enforce(p, tgid, tid);
+	return 0;
 }
 
 /* Count req's result, once per life. A write's result says whether it
@@ -1149,39 +1162,6 @@ static __always_inline bool ur_target(void)
 	return live() && task_is_target(bpf_get_current_task_btf());
 }
 
-/* At io_uring_enter's exit: the last request of the batch, if it asked for
- * no CQE, is counted now (see above); one that posted a CQE was counted at
- * io_uring_complete already. */
-static __noinline void ur_enter_exit(struct task_struct *t, long fd, bool registered)
-{
-	struct io_uring_task *tctx;
-	struct files_struct *files;
-	struct file *f = NULL;
-	struct fdtable *fdt;
-
-	if (fd < 0)
-		return;
-	if (registered) {
-		__u32 i = (__u32)fd & (URING_REG - 1);
-
-		tctx = t->io_uring;
-		if (!tctx || fd >= URING_REG ||
-		    bpf_probe_read_kernel(&f, sizeof(f), (void *)((__u64)tctx +
-				bpf_core_field_offset(struct io_uring_task, registered_rings) +
-				i * sizeof(f))))
-			return;
-	} else {
-		files = t->files;
-		if (!files)
-			return;
-		fdt = files->fdt;
-		if ((unsigned long)fd >= fdt->max_fds ||
-		    bpf_probe_read_kernel(&f, sizeof(f), (void *)((__u64)fdt->fd + fd * sizeof(f))))
-			return;
-	}
-	ur_walk_free((struct io_ring_ctx *)ring_of(f));
-}
-
 /* At the exit of io_uring_setup (the ring's fd is its result) or
  * io_uring_enter (its first argument, unless IORING_ENTER_REGISTERED_RING
  * says it is a registered ring's index) of a target: its rings count from
@@ -1207,7 +1187,6 @@ static __always_inline void ring_sys(struct oomk_proc *p, struct task_struct *t,
 	} else {
 		flags = compat ? (__u32)regs->si : regs->r10;
 		fd = compat ? (int)regs->bx : (int)regs->di;
-		ur_enter_exit(t, fd, flags & IORING_ENTER_REGISTERED_RING);
 		if (flags & IORING_ENTER_REGISTERED_RING)
 			return;
 	}
@@ -1670,6 +1649,51 @@ int on_uring_local_tw_tp(struct trace_event_raw_io_uring_local_work_run *ctx)
 	return 0;
 }
 
+/* At io_uring_enter's exit the ring it named is walked (the batch's last
+ * request, if it posted no CQE, is counted only so). A per-syscall classic
+ * tracepoint: one program, and no cost in the sys programs, whose
+ * verification is near its limit (x86-64 calls only). */
+SEC("tracepoint/syscalls/sys_exit_io_uring_enter")
+int on_uring_enter_tp(struct sys_exit_args *ctx)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct io_uring_task *tctx;
+	struct files_struct *files;
+	struct pt_regs *regs;
+	struct file *f = NULL;
+	struct fdtable *fdt;
+	long fd;
+
+	if (!ur_target() || in_compat_syscall(t))
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	if (!regs)
+		return 0;
+	fd = (int)regs->di;
+	if (fd < 0)
+		return 0;
+	if (regs->r10 & IORING_ENTER_REGISTERED_RING) {
+		__u32 i = (__u32)fd & (URING_REG - 1);
+
+		tctx = t->io_uring;
+		if (!tctx || fd >= URING_REG ||
+		    bpf_probe_read_kernel(&f, sizeof(f), (void *)((__u64)tctx +
+				bpf_core_field_offset(struct io_uring_task, registered_rings) +
+				i * sizeof(f))))
+			return 0;
+	} else {
+		files = t->files;
+		if (!files)
+			return 0;
+		fdt = files->fdt;
+		if ((unsigned long)fd >= fdt->max_fds ||
+		    bpf_probe_read_kernel(&f, sizeof(f), (void *)((__u64)fdt->fd + fd * sizeof(f))))
+			return 0;
+	}
+	ur_walk_free((struct io_ring_ctx *)ring_of(f));
+	return 0;
+}
+
 /* A completion: its request counted (a CQE of no request, a multishot's
  * or a message's, carries none), and for a target that uses rings a
  * checkpoint of the fds level, in whatever thread posts it (an io-wq
@@ -1716,12 +1740,6 @@ int on_uring_complete_tp(struct trace_event_raw_io_uring_complete *ctx)
 #define IOCB_CMD_PREADV		7
 #define IOCB_CMD_PWRITEV	8
 #define AIO_MAX			65536	/* fs.aio-max-nr's default: more per call is rare */
-
-struct sys_exit_args {
-	struct trace_entry ent;
-	int nr;
-	long ret;
-};
 
 struct aio_walk {
 	__u64 list;		/* user address: iocb pointers, or io_events */
