@@ -349,6 +349,18 @@ class Killer:
                     return found[0] if found else None
                 self._cond.wait(left)
 
+    def kill_event(self, pid: int, rule: str) -> dict:
+        """pid's kill event, which must come, for rule."""
+        ev = self.wait_event(pid=pid, kind="kill")
+        assert ev is not None, f"no kill event for {pid}: {self.events[-5:]}"
+        assert rule_key(ev["rule"]) == rule_key(rule), ev
+        return ev
+
+    def counter(self, pid: int, rule: str) -> int:
+        """pid's counter for rule in `status`, or -1 if it is not tracked."""
+        procs = {p["pid"]: p for p in self.status()["processes"]}
+        return procs[pid]["counters"][rule] if pid in procs else -1
+
 
 # ---- workloads ---------------------------------------------------------------
 

@@ -10,16 +10,6 @@ import killer as K
 WRITES = 100
 
 
-def _kill_event(k: K.Killer, pid: int, rule: str) -> dict:
-    ev = k.wait_event(pid=pid, kind="kill")
-    assert ev is not None, f"no kill event for {pid}: {k.events[-5:]}"
-    assert K.rule_key(ev["rule"]) == K.rule_key(rule), ev
-    return ev
-
-
-def _counter(k: K.Killer, pid: int, rule: str) -> int:
-    procs = {p["pid"]: p for p in k.status()["processes"]}
-    return procs[pid]["counters"][rule] if pid in procs else -1
 
 
 def test_aio_over_the_limits_dies(default_killer):
@@ -32,10 +22,10 @@ def test_aio_over_the_limits_dies(default_killer):
         res = {n: w.wait() for n, w in (("one", one), ("batch", batch), ("read", read))}
         for n, r in res.items():
             assert r.killed, f"{n}: {r.describe()}"
-        assert _kill_event(default_killer, res["one"].pid, "writes")["value"] == WRITES
+        assert default_killer.kill_event(res["one"].pid, "writes")["value"] == WRITES
         assert res["one"].out_size == WRITES, res["one"].describe()
-        assert _kill_event(default_killer, res["batch"].pid, "writes")["value"] == 150
-        ev = _kill_event(default_killer, res["read"].pid, "read-bytes")
+        assert default_killer.kill_event(res["batch"].pid, "writes")["value"] == 150
+        ev = default_killer.kill_event(res["read"].pid, "read-bytes")
         assert 10 << 20 <= ev["value"] < (10 << 20) + 65536, ev
 
 
@@ -46,8 +36,8 @@ def test_aio_under_the_limits_lives(default_killer):
          K.Workload(K.WORK, "aio-ar:10000000", "pause", progress=True) as r:
         for p, rule, want in ((w, "writes", WRITES - 1), (r, "read-bytes", 10000000)):
             assert p.wait_state(K.S_SLEEPING), "did not reach pause()"
-            K.wait_until(lambda: _counter(default_killer, p.pid, rule) >= want, 20)
-            got = _counter(default_killer, p.pid, rule)
+            K.wait_until(lambda: default_killer.counter(p.pid, rule) >= want, 20)
+            got = default_killer.counter(p.pid, rule)
             # read-bytes also holds what the dynamic loader read (rchar)
             assert got == want if rule == "writes" else want <= got < want + 65536, \
                 default_killer.status()["processes"]

@@ -80,14 +80,6 @@ WRITES = 100
 EXACT = ["uring-w", "uring-aw", "uring-wb", "uring-wsq"]
 NO_CQE = ["uring-wbs", "uring-ws"]
 
-
-def _kill_event(k: K.Killer, pid: int, rule: str) -> dict:
-    ev = k.wait_event(pid=pid, kind="kill")
-    assert ev is not None, f"no kill event for {pid}: {k.events[-5:]}"
-    assert K.rule_key(ev["rule"]) == K.rule_key(rule), ev
-    return ev
-
-
 # Each test runs its shapes side by side (separate processes): the VM lane
 # runs this module in every family on two kernels under TCG.
 
@@ -98,7 +90,7 @@ def _all_die(k: K.Killer, runs: dict, rule: str) -> dict:
     for step, w in runs.items():
         res = w.wait()
         assert res.killed, f"{step}: {res.describe()}"
-        evs[step] = (_kill_event(k, res.pid, rule), res)
+        evs[step] = (k.kill_event(res.pid, rule), res)
     return evs
 
 
@@ -106,12 +98,12 @@ def _all_live(k: K.Killer, runs: dict, rule: str, value: int, exact: bool = True
     """Each workload reaches pause() with `value` counted (exactly, or at
     least) in `status`; two samples later all are alive, with no event."""
     def seen(w):
-        c = _counter(k, w.pid, rule)
+        c = k.counter(w.pid, rule)
         return c == value if exact else c >= value
     for step, w in runs.items():
         assert w.wait_state(K.S_SLEEPING), f"{step}: did not reach pause()"
         K.wait_until(lambda: seen(w), 20)
-        assert seen(w), (step, _counter(k, w.pid, rule))
+        assert seen(w), (step, k.counter(w.pid, rule))
     k.wait_samples(2)
     for step, w in runs.items():
         assert w.alive(), step
@@ -156,8 +148,3 @@ def test_io_uring_reads_over_the_limit_die_and_under_it_live(default_killer):
         (ev, _), = _all_die(default_killer, {"11M": over}, "read-bytes").values()
         assert 10 << 20 <= ev["value"] < (10 << 20) + 65536, ev
         _all_live(default_killer, {"10000000": under}, "read-bytes", 10000000, exact=False)
-
-
-def _counter(k: K.Killer, pid: int, rule: str) -> int:
-    procs = {p["pid"]: p for p in k.status()["processes"]}
-    return procs[pid]["counters"][rule] if pid in procs else -1
