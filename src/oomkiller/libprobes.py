@@ -148,10 +148,10 @@ class RandProbes:
         self.released = st.holds  # each hold is in the map before it is counted
         with unpreempted():
             holds = take_all(self.lib, gen.map_fd("holds"))
-            for tgid, hold in holds:
-                path = mapping_at(tgid, hold.addr)
-                if path is not None:
-                    self.settle(gen, (hold.file.dev, hold.file.ino), path)
+        for tgid, hold in holds:
+            path = mapping_at(tgid, hold.addr)
+            if path is not None:
+                self.settle(gen, (hold.file.dev, hold.file.ino), path)
         for tgid, hold in holds:
             resume(tgid, hold.start_boottime)
 
@@ -207,7 +207,9 @@ class RandProbes:
     def _tell(self, gen: Generation, key: Key, state: int) -> None:
         k = abi.OomkFileId(dev=key[0], ino=key[1])
         try:
-            self.lib.bpf_map_update_elem(gen.map_fd("libs"), byref(k), byref(c_uint32(state)), 0)
+            with unpreempted():
+                self.lib.bpf_map_update_elem(gen.map_fd("libs"), byref(k),
+                                             byref(c_uint32(state)), 0)
         except OSError as e:
             self.say(f"rand: cannot record {key}: {e.strerror}")
 
@@ -217,24 +219,24 @@ HOLDS_MAX = 1024  # the holds map's max_entries
 
 @contextlib.contextmanager
 def unpreempted() -> Iterator[None]:
-    """Run the block as SCHED_FIFO: a bpf(2) map call holds bpf_prog_active
+    """Run a map call as SCHED_FIFO: a bpf(2) map call holds bpf_prog_active
     on its CPU, and a target's rand() uprobe that runs there meanwhile is
-    skipped. Where the kernel preempts (lazy preemption, Debian's default
-    since 6.x), a target could run there while we are preempted inside one;
-    no fair-class task preempts a FIFO one. Without CAP_SYS_NICE: as before."""
+    skipped. Where the kernel preempts (lazy preemption, Debian's default),
+    a target could run there while we are preempted inside one; no
+    fair-class task preempts a FIFO one. Without CAP_SYS_NICE: as before."""
     try:
-        policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+        before = (os.sched_getscheduler(0), os.sched_getparam(0))
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
     except OSError:
-        yield
-        return
+        before = None
     try:
         yield
     finally:
-        try:
-            os.sched_setscheduler(0, policy, param)
-        except OSError:
-            pass
+        if before is not None:
+            try:
+                os.sched_setscheduler(0, *before)
+            except OSError:
+                pass
 
 
 def take_all(lib: ctypes.CDLL, fd: int) -> list[tuple[int, abi.OomkHold]]:
