@@ -68,7 +68,7 @@ VM_FAMILIES ?= fentry kprobe tracepoint auto
 # tests/test_rel_*.py'` runs more.
 VM_PYTEST_ARGS ?= tests/test_rel_races.py tests/test_e2e_sockets.py tests/test_e2e_ia32.py \
 	tests/test_e2e_seed.py tests/test_e2e_interface.py tests/test_e2e_tcp.py \
-	tests/test_e2e_exactness.py tests/test_e2e_killpath.py tests/test_e2e_libc.py tests/test_e2e_uring.py tests/test_e2e_aio.py \
+	tests/test_e2e_exactness.py tests/test_e2e_killpath.py tests/test_e2e_libc.py tests/test_e2e_uring.py \
 	tests/test_ops_metrics.py::test_tracked_gauge_follows_the_process_map \
 	tests/test_ops_metrics.py::test_a_rule_switched_off_loads_none_of_its_programs
 # Tests to leave out of the guest set (pytest --deselect ...): none.
