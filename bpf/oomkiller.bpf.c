@@ -105,8 +105,12 @@ extern int bpf_send_signal_task(struct task_struct *task, int sig,
 #include "oomk_unistd_32.h"
 
 /* K_MAP: may have made a file executable (mmap, mprotect: see lib_sys()).
- * K_URING: a K_FD call that names an io_uring ring (see ring_sys()). */
-enum sys_kind { K_NONE = 0, K_WRITE, K_READ, K_FD, K_SYSINFO, K_MAP, K_URING };
+ * K_URING: a K_FD call that names an io_uring ring (see ring_sys()).
+ * K_AIO_*: io_submit, io_[p]getevents (aio_exit()): x86-64's only, and in
+ * no per-syscall list: the classic twin counts them in the fentry and
+ * kprobe families. */
+enum sys_kind { K_NONE = 0, K_WRITE, K_READ, K_FD, K_SYSINFO, K_MAP, K_URING,
+		K_AIO_SUBMIT, K_AIO_REAP };
 
 #define SYS_NR_MAX	512
 #define TS_COMPAT	0x0002	/* arch/x86/include/asm/thread_info.h */
@@ -195,6 +199,8 @@ static const __u8 sys_class[SYS_NR_MAX] = {
 	FOR_EACH_SYSCALL(SYS_CLASS)
 	[__NR_sysinfo] = K_SYSINFO,
 	[__NR_mmap] = K_MAP, [__NR_mprotect] = K_MAP, [__NR_pkey_mprotect] = K_MAP,
+	[__NR_io_submit] = K_AIO_SUBMIT,
+	[__NR_io_getevents] = K_AIO_REAP, [__NR_io_pgetevents] = K_AIO_REAP,
 };
 
 #define SYS_CLASS32(name, kind) [NR32_##name] = kind,
@@ -424,6 +430,36 @@ struct ring_walk {
 	__u64 count;
 };
 
+/* The file at descriptor fd of t's table, or NULL. */
+static __always_inline struct file *fd_file(struct task_struct *t, long fd)
+{
+	struct files_struct *files = BPF_CORE_READ(t, files);
+	struct file *f = NULL;
+	struct fdtable *fdt;
+
+	if (fd < 0 || !files)
+		return NULL;
+	fdt = BPF_CORE_READ(files, fdt);
+	if ((unsigned long)fd >= BPF_CORE_READ(fdt, max_fds) ||
+	    bpf_probe_read_kernel(&f, sizeof(f),
+				  (void *)((__u64)BPF_CORE_READ(fdt, fd) + fd * sizeof(f))))
+		return NULL;
+	return f;
+}
+
+/* The ring file in t's registered-ring slot i (io_uring_register's
+ * IORING_REGISTER_RING_FDS), or NULL. */
+static __always_inline struct file *ring_reg_file(struct task_struct *t, __u32 i)
+{
+	struct io_uring_task *tctx = BPF_CORE_READ(t, io_uring);
+	struct file *f = NULL;
+
+	if (!tctx || bpf_probe_read_kernel(&f, sizeof(f),
+					   &tctx->registered_rings[i & (URING_REG - 1)]))
+		return NULL;
+	return f;
+}
+
 /* The ring behind file f, or 0: only a live io_uring file ("[io_uring]")
  * whose ctx is not being torn down (refs killed, __PERCPU_REF_DEAD). */
 static __always_inline __u64 ring_of(struct file *f)
@@ -462,34 +498,15 @@ static __always_inline __u64 ring_direct(__u64 ring)
 
 static long ring_slot(__u32 i, struct ring_walk *rw)
 {
-	struct files_struct *files;
-	struct file *f = NULL;
-	struct fdtable *fdt;
+	struct file *f;
 	__u64 ring;
-	__s32 fd;
 
 	if (i >= URING_SLOTS)
 		return 1;
-	if (i < URING_FDS) {
-		struct task_struct *t = rw->t;
-
-		fd = rw->fd[i & (URING_FDS - 1)];
-		files = BPF_CORE_READ(t, files);
-		if (fd < 0 || !files)
-			return 0;
-		fdt = BPF_CORE_READ(files, fdt);
-		if ((__u32)fd >= BPF_CORE_READ(fdt, max_fds) ||
-		    bpf_probe_read_kernel(&f, sizeof(f),
-					  (void *)((__u64)BPF_CORE_READ(fdt, fd) + fd * sizeof(f))))
-			return 0;
-	} else {
-		struct task_struct *t = rw->t;
-		struct io_uring_task *tctx = BPF_CORE_READ(t, io_uring);
-
-		if (!tctx || bpf_probe_read_kernel(&f, sizeof(f),
-				&tctx->registered_rings[(i - URING_FDS) & (URING_REG - 1)]))
-			return 0;
-	}
+	if (i < URING_FDS)
+		f = fd_file(rw->t, rw->fd[i & (URING_FDS - 1)]);
+	else
+		f = ring_reg_file(rw->t, i - URING_FDS);
 	ring = ring_of(f);
 	if (!ring)
 		return 0;
@@ -600,6 +617,12 @@ static __always_inline void kill(struct oomk_proc *p, struct task_struct *leader
 	__u64 value = p->value;
 	int err = 0;
 
+	/* The event names the thread that crossed, not whichever of its
+	 * threads reached a hook first (another one's syscall exit can run
+	 * between the crossing and its own enforce()). */
+	if (self)
+		tid = p->tid;
+
 	if (rule >= OOMK_RULE_MAX || leader->tgid != tgid ||
 	    leader->start_time != p->start_time || !leader_is_target(leader) || !claim_kill(p))
 		return;
@@ -631,6 +654,7 @@ static __always_inline void condemn(struct oomk_proc *p, __u32 tgid, __u32 tid,
 	if (__sync_fetch_and_or(&p->state, OOMK_ST_CONDEMNING) & OOMK_ST_CONDEMNING)
 		return;		/* already condemned: the first rule stands */
 	p->value = value;
+	p->tid = tid;
 	__sync_lock_test_and_set(&p->condemned, rule + 1);
 	count_rule(&stats.condemned, stats.rule_condemned, rule);
 	if (gate_open())
@@ -984,12 +1008,6 @@ static __always_inline void lib_sys(struct task_struct *t, long ret)
  * that CPU; two twins would each need marks of their own. Credited to the
  * process whose thread runs the hook: the submitter, its SQPOLL thread or
  * io-wq worker (threads of one process); a kill there kills it. */
-/* A per-syscall classic tracepoint's record at exit (syscalls/sys_exit_*). */
-struct sys_exit_args {
-	struct trace_entry ent;
-	int nr;
-	long ret;
-};
 
 #define REQ_F_CQE_SKIP	(1ULL << 6)	/* = IOSQE_CQE_SKIP_SUCCESS_BIT (UAPI) */
 
@@ -1210,23 +1228,149 @@ static __always_inline void ring_sys(struct oomk_proc *p, struct task_struct *t,
 	r->fd[fd & (URING_FDS - 1)] = fd;	/* full: one of four makes room */
 }
 
+/* At io_uring_enter's exit the ring it named is walked: the batch's last
+ * request, if it posted no CQE, is counted only so. A global function,
+ * verified once, called from the sys programs that see io_uring_enter
+ * (x86-64 calls only). */
+__noinline int ur_enter_walk(void)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct pt_regs *regs;
+	struct file *f;
+	long fd;
+
+	if (in_compat_syscall(t))
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	if (!regs || regs->orig_ax != __NR_io_uring_enter)
+		return 0;
+	fd = (int)regs->di;
+	if (fd < 0)
+		return 0;
+	if (regs->r10 & IORING_ENTER_REGISTERED_RING)
+		f = fd < URING_REG ? ring_reg_file(t, fd) : NULL;
+	else
+		f = fd_file(t, fd);
+	ur_walk_free((struct io_ring_ctx *)ring_of(f));
+	return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Linux AIO. io_submit returns how many of its iocbs were submitted, and
+ * the kernel submits one (io_submit_one() returns 0) only once it called
+ * the file's method: aio_read() and aio_write() fail before the call (fs/
+ * aio.c) or return 0 after it. So a write is each of the first `ret` iocbs
+ * whose opcode is a write, read from the caller's memory at the exit, as
+ * the kernel read it. Bytes read come with the results: each event
+ * io_getevents or io_pgetevents returns whose iocb is a read adds its
+ * result. Results a program takes from the ring in its own memory, with
+ * no syscall, are not seen (OPERATIONS). Counted at the sys programs'
+ * exit (on_sys(), K_AIO_*; x86-64 calls: ia32's are not seen) by exactly
+ * one program per call, since twin runs would count it twice: the classic
+ * twin where it is loaded (OOMK_CF_SYS_TWIN), else tp_btf sys_exit. A
+ * global function: the sys programs stay within the verifier's limits. */
+#define IOCB_CMD_PREAD		0
+#define IOCB_CMD_PWRITE		1
+#define IOCB_CMD_PREADV		7
+#define IOCB_CMD_PWRITEV	8
+#define AIO_MAX			65536	/* fs.aio-max-nr's default: more per call is rare */
+
+struct aio_walk {
+	__u64 list;		/* user address: iocb pointers, or io_events */
+	__u64 n;
+	struct oomk_thr *th;	/* the sum goes to th->aio_sum */
+};
+
+static __always_inline __u16 aio_opcode(__u64 cb)
+{
+	__u16 op = 0xffff;
+
+	if (cb)
+		bpf_probe_read_user(&op, sizeof(op), (void *)cb +
+				    __builtin_offsetof(struct iocb, aio_lio_opcode));
+	return op;
+}
+
+static long aio_submitted(__u32 i, struct aio_walk *w)
+{
+	__u64 cb = 0;
+	__u16 op;
+
+	if (i >= w->n)
+		return 1;
+	bpf_probe_read_user(&cb, sizeof(cb), (void *)(w->list + (__u64)i * sizeof(cb)));
+	op = aio_opcode(cb);
+	if ((op == IOCB_CMD_PWRITE || op == IOCB_CMD_PWRITEV) && w->th)
+		w->th->aio_sum++;
+	return 0;
+}
+
+static long aio_reaped(__u32 i, struct aio_walk *w)
+{
+	struct io_event ev = {};
+	__u16 op;
+
+	if (i >= w->n)
+		return 1;
+	if (bpf_probe_read_user(&ev, sizeof(ev), (void *)(w->list + (__u64)i * sizeof(ev))))
+		return 0;
+	op = aio_opcode(ev.obj);
+	if ((op == IOCB_CMD_PREAD || op == IOCB_CMD_PREADV) && ev.res > 0 && w->th)
+		w->th->aio_sum += ev.res;
+	return 0;
+}
+
+__noinline int aio_exit(long ret, __u32 submit)
+{
+	struct aio_walk w = {};
+	struct task_struct *t;
+	struct pt_regs *regs;
+	struct oomk_proc *p;
+	struct oomk_thr *th;
+	__u32 rule = submit ? OOMK_RULE_WRITES : OOMK_RULE_READ_BYTES, tgid, tid;
+	__u64 id, sum;
+
+	if (ret <= 0 || cfg.limits[rule] == (__u64)-1)
+		return 0;
+	t = bpf_get_current_task_btf();
+	if (in_compat_syscall(t))
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	if (!regs)
+		return 0;
+	id = bpf_get_current_pid_tgid();
+	tgid = id >> 32;
+	tid = (__u32)id;
+	/* on_sys() made both records (plain lookups: the stack is shared) */
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	th = bpf_map_lookup_elem(&thrs, &tid);
+	if (!p || !th || th->tgid != tgid)
+		return 0;
+	th->aio_sum = 0;
+	w.th = th;
+	/* io_submit(ctx, nr, iocbpp); io_[p]getevents(ctx, min_nr, nr, events, ...) */
+	w.n = ret < AIO_MAX ? ret : AIO_MAX;
+	if (submit) {
+		w.list = regs->dx;
+		bpf_loop(w.n, aio_submitted, &w, 0);
+	} else {
+		w.list = regs->r10;
+		bpf_loop(w.n, aio_reaped, &w, 0);
+	}
+	sum = th->aio_sum;
+	if (sum)
+		add_and_check(p, tgid, tid, rule, sum);
+	return 0;
+}
+
 /* ---------------------------------------------------------------------
  * Syscall source: one body, three thin variants.
  */
 static __always_inline bool fd_is_socket(struct task_struct *t, long fd)
 {
-	struct files_struct *files = t->files;
-	struct fdtable *fdt;
-	struct file *f = NULL;
+	struct file *f = fd_file(t, fd);
 
-	if (fd < 0 || !files)
-		return false;
-	fdt = files->fdt;
-	if ((unsigned long)fd >= fdt->max_fds)
-		return false;
-	if (bpf_probe_read_kernel(&f, sizeof(f), (void *)((__u64)fdt->fd + fd * sizeof(f))) || !f)
-		return false;
-	return (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) == S_IFSOCK;
+	return f && (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) == S_IFSOCK;
 }
 
 /* At the exit of a write-family call: is its syscw bump not a write?
@@ -1288,7 +1432,7 @@ static __always_inline void not_a_write(struct oomk_thr *th, struct task_struct 
  * the 100th kills. In the tracepoint family every syscall exit of a target
  * comes here (K_NONE too), so the fd level is checked however a descriptor
  * was made (an ioctl, landlock, a new syscall). */
-static __always_inline int on_sys(__u32 kind, long ret)
+static __always_inline int on_sys(__u32 kind, long ret, bool twin)
 {
 	struct task_struct *t;
 	struct oomk_proc *p;
@@ -1307,11 +1451,15 @@ static __always_inline int on_sys(__u32 kind, long ret)
 	p = proc_get(t, tgid, tid);
 	if (!p)
 		return 0;
-	if (kind == K_URING)
+	if (kind == K_URING) {
 		ring_sys(p, t, tgid, ret);
+		ur_enter_walk();
+	}
 	/* At a thread's first sight, count the call that brought us here if it
 	 * succeeded (a failed one may not have moved the counters). */
-	if (kind != K_NONE && kind != K_MAP) {	/* the others move neither syscw nor rchar */
+	/* K_NONE and K_MAP move neither syscw nor rchar (K_AIO_* neither: the
+	 * record is aio_exit()'s scratch) */
+	if (kind != K_NONE && kind != K_MAP) {
 		th = thr_get(t, tgid, tid, kind == K_WRITE && ret >= 0,
 			     kind == K_READ && ret > 0 ? ret : 0);
 		if (th) {
@@ -1320,6 +1468,9 @@ static __always_inline int on_sys(__u32 kind, long ret)
 			fold(p, th, t, tgid, tid);
 		}
 	}
+	if ((kind == K_AIO_SUBMIT || kind == K_AIO_REAP) &&
+	    (twin || !(cfg.flags & OOMK_CF_SYS_TWIN)))
+		aio_exit(ret, kind == K_AIO_SUBMIT);
 	fds_check(p, t, tgid, tid);
 	enforce(p, tgid, tid);
 	return 0;
@@ -1382,7 +1533,7 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 	}
 	if (!(cfg.flags & OOMK_CF_SYS_TP))
 		return 0;
-	return on_sys(kind, ret);
+	return on_sys(kind, ret, false);
 }
 
 /* Loaded only as the sys source's twin, where the family's own programs can
@@ -1395,7 +1546,7 @@ int tp_sys_exit_tp(struct trace_event_raw_sys_exit *ctx)
 
 	if (!live() || kind == K_SYSINFO)
 		return 0;
-	return on_sys(kind, ctx->ret);
+	return on_sys(kind, ctx->ret, true);
 }
 
 /* fentry family: fexit on each syscall's x64 entry point. */
@@ -1403,7 +1554,7 @@ int tp_sys_exit_tp(struct trace_event_raw_sys_exit *ctx)
 SEC("fexit/__x64_sys_" #name)						\
 int BPF_PROG(fx_sys_##name, const struct pt_regs *regs, long ret)	\
 {									\
-	return live() ? on_sys(kind, ret) : 0;				\
+	return live() ? on_sys(kind, ret, false) : 0;				\
 }
 FOR_EACH_SYSCALL(SYS_FEXIT)
 
@@ -1411,14 +1562,14 @@ FOR_EACH_SYSCALL(SYS_FEXIT)
 SEC("fexit/__x64_sys_sendfile64")
 int BPF_PROG(fx_sys_sendfile64, const struct pt_regs *regs, long ret)
 {
-	return live() ? on_sys(K_READ, ret) : 0;
+	return live() ? on_sys(K_READ, ret, false) : 0;
 }
 
 #define SYS_FEXIT32(sym, kind)						\
 SEC("fexit/__ia32_" #sym)						\
 int BPF_PROG(fx_sys_i32_##sym, const struct pt_regs *regs, long ret)	\
 {									\
-	return live() ? on_sys(kind, ret) : 0;				\
+	return live() ? on_sys(kind, ret, false) : 0;				\
 }
 FOR_EACH_IA32_ENTRY(SYS_FEXIT32)
 
@@ -1427,21 +1578,21 @@ FOR_EACH_IA32_ENTRY(SYS_FEXIT32)
 SEC("kretprobe/__x64_sys_" #name)					\
 int BPF_KRETPROBE(kp_sys_##name, long ret)				\
 {									\
-	return live() ? on_sys(kind, ret) : 0;				\
+	return live() ? on_sys(kind, ret, false) : 0;				\
 }
 FOR_EACH_SYSCALL(SYS_KRETPROBE)
 
 SEC("kretprobe/__x64_sys_sendfile64")
 int BPF_KRETPROBE(kp_sys_sendfile64, long ret)
 {
-	return live() ? on_sys(K_READ, ret) : 0;
+	return live() ? on_sys(K_READ, ret, false) : 0;
 }
 
 #define SYS_KRETPROBE32(sym, kind)					\
 SEC("kretprobe/__ia32_" #sym)						\
 int BPF_KRETPROBE(kp_sys_i32_##sym, long ret)				\
 {									\
-	return live() ? on_sys(kind, ret) : 0;				\
+	return live() ? on_sys(kind, ret, false) : 0;				\
 }
 FOR_EACH_IA32_ENTRY(SYS_KRETPROBE32)
 
@@ -1649,51 +1800,6 @@ int on_uring_local_tw_tp(struct trace_event_raw_io_uring_local_work_run *ctx)
 	return 0;
 }
 
-/* At io_uring_enter's exit the ring it named is walked (the batch's last
- * request, if it posted no CQE, is counted only so). A per-syscall classic
- * tracepoint: one program, and no cost in the sys programs, whose
- * verification is near its limit (x86-64 calls only). */
-SEC("tracepoint/syscalls/sys_exit_io_uring_enter")
-int on_uring_enter_tp(struct sys_exit_args *ctx)
-{
-	struct task_struct *t = bpf_get_current_task_btf();
-	struct io_uring_task *tctx;
-	struct files_struct *files;
-	struct pt_regs *regs;
-	struct file *f = NULL;
-	struct fdtable *fdt;
-	long fd;
-
-	if (!ur_target() || in_compat_syscall(t))
-		return 0;
-	regs = (struct pt_regs *)bpf_task_pt_regs(t);
-	if (!regs)
-		return 0;
-	fd = (int)regs->di;
-	if (fd < 0)
-		return 0;
-	if (regs->r10 & IORING_ENTER_REGISTERED_RING) {
-		__u32 i = (__u32)fd & (URING_REG - 1);
-
-		tctx = t->io_uring;
-		if (!tctx || fd >= URING_REG ||
-		    bpf_probe_read_kernel(&f, sizeof(f), (void *)((__u64)tctx +
-				bpf_core_field_offset(struct io_uring_task, registered_rings) +
-				i * sizeof(f))))
-			return 0;
-	} else {
-		files = t->files;
-		if (!files)
-			return 0;
-		fdt = files->fdt;
-		if ((unsigned long)fd >= fdt->max_fds ||
-		    bpf_probe_read_kernel(&f, sizeof(f), (void *)((__u64)fdt->fd + fd * sizeof(f))))
-			return 0;
-	}
-	ur_walk_free((struct io_ring_ctx *)ring_of(f));
-	return 0;
-}
-
 /* A completion: its request counted (a CQE of no request, a multishot's
  * or a message's, carries none), and for a target that uses rings a
  * checkpoint of the fds level, in whatever thread posts it (an io-wq
@@ -1721,132 +1827,6 @@ int on_uring_complete_tp(struct trace_event_raw_io_uring_complete *ctx)
 	fds_check(p, t, tgid, (__u32)id);
 	enforce(p, tgid, (__u32)id);
 	return 0;
-}
-
-/* ---------------------------------------------------------------------
- * Linux AIO. io_submit returns how many of its iocbs were submitted, and
- * the kernel submits one (io_submit_one() returns 0) only once it called
- * the file's method: aio_read() and aio_write() fail before the call (fs/
- * aio.c) or return 0 after it. So a write is each of the first `ret` iocbs
- * whose opcode is a write, read from the caller's memory at the exit, as
- * the kernel read it. Bytes read come with the results: each event
- * io_getevents or io_pgetevents returns whose iocb is a read adds its
- * result. Results a program takes from the ring in its own memory, with
- * no syscall, are not seen (OPERATIONS). One classic per-syscall
- * tracepoint program each (x86-64 calls: the ia32 ones have none), so that
- * no call is counted twice. */
-#define IOCB_CMD_PREAD		0
-#define IOCB_CMD_PWRITE		1
-#define IOCB_CMD_PREADV		7
-#define IOCB_CMD_PWRITEV	8
-#define AIO_MAX			65536	/* fs.aio-max-nr's default: more per call is rare */
-
-struct aio_walk {
-	__u64 list;		/* user address: iocb pointers, or io_events */
-	__u64 n;
-	struct oomk_thr *th;	/* the sum goes to th->aio_sum */
-};
-
-static __always_inline __u16 aio_opcode(__u64 cb)
-{
-	__u16 op = 0xffff;
-
-	if (cb)
-		bpf_probe_read_user(&op, sizeof(op), (void *)cb +
-				    __builtin_offsetof(struct iocb, aio_lio_opcode));
-	return op;
-}
-
-static long aio_submitted(__u32 i, struct aio_walk *w)
-{
-	__u64 cb = 0;
-	__u16 op;
-
-	if (i >= w->n)
-		return 1;
-	bpf_probe_read_user(&cb, sizeof(cb), (void *)(w->list + (__u64)i * sizeof(cb)));
-	op = aio_opcode(cb);
-	if ((op == IOCB_CMD_PWRITE || op == IOCB_CMD_PWRITEV) && w->th)
-		w->th->aio_sum++;
-	return 0;
-}
-
-static long aio_reaped(__u32 i, struct aio_walk *w)
-{
-	struct io_event ev = {};
-	__u16 op;
-
-	if (i >= w->n)
-		return 1;
-	if (bpf_probe_read_user(&ev, sizeof(ev), (void *)(w->list + (__u64)i * sizeof(ev))))
-		return 0;
-	op = aio_opcode(ev.obj);
-	if ((op == IOCB_CMD_PREAD || op == IOCB_CMD_PREADV) && ev.res > 0 && w->th)
-		w->th->aio_sum += ev.res;
-	return 0;
-}
-
-static __always_inline int aio_exit(long ret, bool submit)
-{
-	struct aio_walk w = {};
-	struct task_struct *t;
-	struct pt_regs *regs;
-	struct oomk_proc *p;
-	struct oomk_thr *th;
-	__u32 rule = submit ? OOMK_RULE_WRITES : OOMK_RULE_READ_BYTES, tgid, tid;
-	__u64 id, sum;
-
-	if (!live() || ret <= 0 || cfg.limits[rule] == (__u64)-1)
-		return 0;
-	t = bpf_get_current_task_btf();
-	if (!task_is_target(t) || in_compat_syscall(t))
-		return 0;
-	regs = (struct pt_regs *)bpf_task_pt_regs(t);
-	if (!regs)
-		return 0;
-	id = bpf_get_current_pid_tgid();
-	tgid = id >> 32;
-	tid = (__u32)id;
-	p = proc_get(t, tgid, tid);
-	if (!p)
-		return 0;
-	th = thr_get(t, tgid, tid, 0, 0);
-	if (!th)
-		return 0;
-	th->aio_sum = 0;
-	w.th = th;
-	/* io_submit(ctx, nr, iocbpp); io_[p]getevents(ctx, min_nr, nr, events, ...) */
-	w.n = ret < AIO_MAX ? ret : AIO_MAX;
-	if (submit) {
-		w.list = regs->dx;
-		bpf_loop(w.n, aio_submitted, &w, 0);
-	} else {
-		w.list = regs->r10;
-		bpf_loop(w.n, aio_reaped, &w, 0);
-	}
-	sum = th->aio_sum;
-	if (sum)
-		add_and_check(p, tgid, tid, rule, sum);
-	enforce(p, tgid, tid);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_io_submit")
-int on_aio_submit_tp(struct sys_exit_args *ctx)
-{
-	return aio_exit(ctx->ret, true);
-}
-
-SEC("tracepoint/syscalls/sys_exit_io_getevents")
-int on_aio_getevents_tp(struct sys_exit_args *ctx)
-{
-	return aio_exit(ctx->ret, false);
-}
-
-SEC("tracepoint/syscalls/sys_exit_io_pgetevents")
-int on_aio_pgetevents_tp(struct sys_exit_args *ctx)
-{
-	return aio_exit(ctx->ret, false);
 }
 
 /* Counters belong to the process image: exec starts them again, from the

@@ -57,6 +57,8 @@ struct oomk_hold {
 /* oomk_config.flags: which parts of the tracepoint sys_exit program run. */
 #define OOMK_CF_SYS_TP	(1u << 0)	/* count syscalls in tp_btf/sys_exit */
 #define OOMK_CF_MEM_TP	(1u << 1)	/* sample memory at the loader's sysinfo() exit */
+#define OOMK_CF_SYS_TWIN (1u << 2)	/* the classic sys_exit twin is loaded: it, not
+					 * tp_btf, counts AIO (aio_exit()) */
 
 /* oomk_proc.state bits */
 #define OOMK_ST_KILLED	(1u << 0)	/* SIGKILL sent (or dry-run reported) */
@@ -85,7 +87,7 @@ struct oomk_proc {
 	__u32 state;		/* OOMK_ST_* */
 	char comm[OOMK_COMM_LEN];
 	__u32 generation;	/* limits this entry was last judged by */
-	__u32 _pad;
+	__u32 tid;		/* the thread that crossed (condemn()), for events */
 };
 
 /* One ring buffer record. */

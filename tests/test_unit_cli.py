@@ -468,10 +468,14 @@ def test_the_preemptible_families_load_the_classic_sys_exit_twin():
         assert "tp_sys_exit" not in fentry.autoload
         kprobe = families.make_plan(PROGS, "kprobe", FakeProbe(tp_preempt=tp_preempt))
         assert "tp_sys_exit_tp" in kprobe.autoload and "kp_sys_write" in kprobe.autoload
+        # the twin, where loaded, is the one program that counts AIO
+        assert fentry.flags & abi.CF_SYS_TWIN and kprobe.flags & abi.CF_SYS_TWIN
     six = families.make_plan(PROGS, "tracepoint", FakeProbe())
     assert "tp_sys_exit" in six.autoload and "tp_sys_exit_tp" not in six.autoload
+    assert not six.flags & abi.CF_SYS_TWIN
     seven = families.make_plan(PROGS, "tracepoint", FakeProbe(tp_preempt=True))
     assert "tp_sys_exit" in seven.autoload and "tp_sys_exit_tp" in seven.autoload
+    assert seven.flags == abi.CF_SYS_TP | abi.CF_MEM_TP | abi.CF_SYS_TWIN
     # mem alone takes tp_sys_exit, never the twin
     mem = families.make_plan(PROGS, "auto", FakeProbe(missing={"si_meminfo"}, tp_preempt=True))
     assert mem.families == {"mem": "tracepoint", "sys": "tracepoint", "tcp": "tracepoint"}

@@ -227,6 +227,7 @@ def test_rule_ids_follow_the_header():
     flags = dict(re.findall(r"#define\s+OOMK_CF_(\w+)\s+\(1u << (\d+)\)", text))
     assert 1 << int(flags["SYS_TP"]) == abi.CF_SYS_TP
     assert 1 << int(flags["MEM_TP"]) == abi.CF_MEM_TP
+    assert 1 << int(flags["SYS_TWIN"]) == abi.CF_SYS_TWIN
 
 
 # -- libbpf's log ----------------------------------------------------------------

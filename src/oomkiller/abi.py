@@ -29,6 +29,7 @@ LIB_PENDING, LIB_PROBED, LIB_NONE, LIB_UNPROBEABLE = range(4)
 # oomk_config.flags
 CF_SYS_TP = 1 << 0
 CF_MEM_TP = 1 << 1
+CF_SYS_TWIN = 1 << 2
 
 
 class OomkConfig(Structure):
@@ -54,7 +55,7 @@ class OomkProc(Structure):
         ("state", c_uint32),
         ("comm", c_char * OOMK_COMM_LEN),
         ("generation", c_uint32),
-        ("_pad", c_uint32),
+        ("tid", c_uint32),
     ]
 
 

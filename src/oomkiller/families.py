@@ -56,10 +56,9 @@ TP_SYS_EXIT_TWIN = "tp_sys_exit_tp"
 # off they are not loaded, and cost nothing. The sock_send_length twins
 # count TCP segments and mark socket writes, which `writes` leaves out. The
 # io_uring tracepoints check the fds level and count io_uring's reads and
-# writes; the AIO syscalls' exits count AIO's.
+# writes (AIO's are counted in the sys programs).
 RULE_PROGS = (("on_rand", ("rand",)), ("on_sock_send", ("tcp-packets", "writes")),
-              ("on_uring", ("fds", "writes", "read-bytes")),
-              ("on_aio", ("writes", "read-bytes")))
+              ("on_uring", ("fds", "writes", "read-bytes")))
 
 
 def needed(name: str, enabled: set[str]) -> bool:
@@ -218,6 +217,8 @@ def _assemble(progs: Sequence[Prog], chosen: dict[str, Choice], notes: list[str]
         flags |= abi.CF_SYS_TP
     if chosen["mem"].family == "tracepoint":
         flags |= abi.CF_MEM_TP
+    if TP_SYS_EXIT_TWIN in wanted:
+        flags |= abi.CF_SYS_TWIN
     skipped = [s for c in chosen.values() for s in c.skipped]
     fams = {s: c.family for s, c in chosen.items()}
     fams["tcp"] = FIXED["tcp"]
