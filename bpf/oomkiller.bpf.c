@@ -1138,8 +1138,26 @@ static __always_inline struct io_kiocb *ur_tail(struct io_ring_ctx *ctx)
  * kernel has run its task work (which frees io-wq's requests). */
 #define UR_WALK_MAX	1024
 
+/* PREEMPT_RT's struct mutex (CONFIG_PREEMPT_RT: Debian's -rt flavour). */
+struct mutex___rt {
+	struct rt_mutex_base rtmutex;
+} __attribute__((preserve_access_index));
+
+/* The task holding ring ctx's uring_lock, or 0 (flag bits masked:
+ * MUTEX_FLAGS 0x07, RT_MUTEX_HAS_WAITERS 1). */
+static __always_inline __u64 ur_lock_owner(struct io_ring_ctx *ctx)
+{
+	struct mutex___rt *rt = (void *)&ctx->uring_lock;
+
+	if (bpf_core_field_exists(ctx->uring_lock.owner))
+		return BPF_CORE_READ(ctx, uring_lock.owner.counter) & ~0x07UL;
+	return (__u64)BPF_CORE_READ(rt, rtmutex.owner) & ~1UL;
+}
+
 struct ur_walk {
 	struct io_wq_work_node *node;
+	struct io_ring_ctx *ctx;
+	__u64 owner;		/* the lock's holder as the walk began: current, or 0 */
 };
 
 static long ur_walk_one(__u32 i, struct ur_walk *w)
@@ -1147,6 +1165,7 @@ static long ur_walk_one(__u32 i, struct ur_walk *w)
 	struct io_wq_work_node *node = w->node;
 	struct io_kiocb *req;
 	struct ur_mark *m;
+	__u32 state;
 	__u64 key;
 
 	if (!node)
@@ -1154,22 +1173,39 @@ static long ur_walk_one(__u32 i, struct ur_walk *w)
 	req = (void *)node - bpf_core_field_offset(struct io_kiocb, comp_list);
 	key = (__u64)req;
 	m = bpf_map_lookup_elem(&ur_done, &key);
-	if (!m || m->state == UR_WALKED)
+	if (!m)
+		return 1;
+	state = m->state;
+	/* Unlocked, the list holds still only while nobody holds the lock:
+	 * checked again before each count and each step. */
+	if (state == UR_WALKED || ur_lock_owner(w->ctx) != w->owner)
 		return 1;
 	/* A request the kernel took fresh from the slab carries the mark of
 	 * its last life, maybe another process's ring: not ours to count. */
-	if (m->state != UR_COUNTED && m->tgid == (__u32)(bpf_get_current_pid_tgid() >> 32))
+	if (state != UR_COUNTED && m->tgid == (__u32)(bpf_get_current_pid_tgid() >> 32))
 		ur_count(req, true);
-	m->state = UR_WALKED;
+	state = m->state;
+	if (state != UR_WALKED)
+		__sync_val_compare_and_swap(&m->state, state, UR_WALKED);
 	w->node = BPF_CORE_READ(node, next);
 	return 0;
 }
 
+/* Walk the ring's cache of free requests. Only the holder of its
+ * uring_lock changes that list (a submission takes requests from it, a
+ * flush of completions gives them back), so it is walked only by the
+ * holder, or while nobody holds it: an io-wq worker finishing a request
+ * while the submitter takes the list's requests for its next ones would
+ * read a request in flight as a finished one, and count it before it ran
+ * (the VM lane on 7.3.4 saw 22 writes past the 100th so). */
 static __always_inline void ur_walk_free(struct io_ring_ctx *ctx)
 {
-	struct ur_walk w = {};
+	struct ur_walk w = { .ctx = ctx };
 
 	if (!ctx)
+		return;
+	w.owner = ur_lock_owner(ctx);
+	if (w.owner && w.owner != (__u64)bpf_get_current_task_btf())
 		return;
 	w.node = BPF_CORE_READ(ctx, submit_state.free_list.next);
 	bpf_loop(UR_WALK_MAX, ur_walk_one, &w, 0);
@@ -1771,7 +1807,15 @@ int on_uring_submit_tp(struct trace_event_raw_io_uring_submit_req *ctx)
 	rule = ur_rule(BPF_CORE_READ(req, opcode));
 	if (rule == OOMK_RULE_WRITES && (ur_flags(req) & REQ_F_CQE_SKIP))
 		mark.state = UR_LIVE_SKIP_WRITE;
-	bpf_map_update_elem(&ur_done, &key, &mark, BPF_ANY);
+	/* In place: an update would free the old element at once (LRU), and a
+	 * walker still holding it would write its WALKED into whatever mark
+	 * reused it. */
+	if (m) {
+		m->tgid = mark.tgid;
+		__sync_lock_test_and_set(&m->state, mark.state);
+	} else {
+		bpf_map_update_elem(&ur_done, &key, &mark, BPF_NOEXIST);
+	}
 	ctx_ring = BPF_CORE_READ(req, ctx);
 	ur_count(ur_tail(ctx_ring), false);
 	ur_walk_free(ctx_ring);
