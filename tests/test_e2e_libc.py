@@ -154,3 +154,27 @@ def test_a_burst_of_targets_held_for_one_new_file(default_killer, tmp_path):
         else:
             assert codes == [0] * 40, codes
     assert holds < default_killer.status()["holds"] <= holds + 40
+
+
+def test_forty_new_files_at_once_are_each_held_once(default_killer, tmp_path):
+    """40 targets, each exec'ing its own never-seen copy of a static program,
+    at once: BPF checks an exec's first mapping in two programs (tp_btf and
+    classic), and the loader settles files while others are still exec'ing.
+    Each target is held exactly once (never again after its hold was taken),
+    resumed, and lives below the limit."""
+    progs = []
+    for i in range(40):
+        progs.append(tmp_path / f"oomp_rand_own{i}")
+        shutil.copy2(K.prog_path("oomp_rand_static"), progs[-1])
+    holds = default_killer.status()["holds"]
+    procs = []
+    try:
+        procs = [subprocess.Popen([p, str(LIMIT - 1)], stdout=subprocess.DEVNULL) for p in progs]
+        codes = [p.wait(timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert codes == [0] * 40, codes
+    assert default_killer.status()["holds"] == holds + 40, default_killer.status()

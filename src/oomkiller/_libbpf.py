@@ -253,9 +253,11 @@ LIBBPF_FUNCS: tuple[Decl, ...] = (
     ("bpf_map_update_elem", c_int, [c_int, c_void_p, c_void_p, c_uint64], INT),
     ("bpf_map_delete_elem", c_int, [c_int, c_void_p], INT),
     # (fd, in_batch, out_batch, keys, values, count in/out, opts): -ENOENT
-    # (with count set) once the map is drained, so the caller reads errno
-    ("bpf_map_lookup_and_delete_batch", c_int,
+    # (with count set) once every element is read, so the caller reads errno
+    ("bpf_map_lookup_batch", c_int,
      [c_int, c_void_p, c_void_p, c_void_p, c_void_p, POINTER(c_uint32), c_void_p], None),
+    # (fd, keys, count in/out, opts)
+    ("bpf_map_delete_batch", c_int, [c_int, c_void_p, POINTER(c_uint32), c_void_p], None),
     ("bpf_obj_pin", c_int, [c_int, c_char_p], INT),
     ("bpf_obj_get", c_int, [c_char_p], INT),
     ("bpf_obj_get_info_by_fd", c_int, [c_int, c_void_p, POINTER(c_uint32)], INT),

@@ -144,14 +144,21 @@ class RandProbes:
     def release(self, gen: Generation, st: abi.OomkStats) -> None:
         """Settle the file each held target was stopped for, then resume
         them all, after the last map call: a resumed target's rand() must
-        not meet one of ours (see pending())."""
+        not meet one of ours (see pending()). A hold leaves the map only
+        once its file is settled: BPF checks a mapping in two hooks (an
+        exec's tp_btf and classic tracepoint programs, a family's syscall
+        exit and its twin), and a second one that met the file still
+        PENDING with no hold left would stop the process again."""
         self.released = st.holds  # each hold is in the map before it is counted
+        fd = gen.map_fd("holds")
         with unpreempted():
-            holds = take_all(self.lib, gen.map_fd("holds"))
+            holds = read_all(self.lib, fd)
         for tgid, hold in holds:
             path = mapping_at(tgid, hold.addr)
             if path is not None:
                 self.settle(gen, (hold.file.dev, hold.file.ino), path)
+        with unpreempted():
+            drop(self.lib, fd, [tgid for tgid, _ in holds])
         for tgid, hold in holds:
             resume(tgid, hold.start_boottime)
 
@@ -239,31 +246,44 @@ def unpreempted() -> Iterator[None]:
                 pass
 
 
-def take_all(lib: ctypes.CDLL, fd: int) -> list[tuple[int, abi.OomkHold]]:
-    """Every (tgid, hold) in the holds map, each deleted as it is read: one
-    bpf(2) call (BPF_MAP_LOOKUP_AND_DELETE_BATCH), however many are held."""
+def read_all(lib: ctypes.CDLL, fd: int) -> list[tuple[int, abi.OomkHold]]:
+    """Every (tgid, hold) in the holds map: one bpf(2) call
+    (BPF_MAP_LOOKUP_BATCH), however many are held."""
     keys = (c_uint32 * HOLDS_MAX)()
     values = (abi.OomkHold * HOLDS_MAX)()
     out, count = c_uint32(), c_uint32(HOLDS_MAX)
-    ret = lib.bpf_map_lookup_and_delete_batch(fd, None, byref(out), keys, values,
-                                              byref(count), None)
+    ret = lib.bpf_map_lookup_batch(fd, None, byref(out), keys, values, byref(count), None)
     if ret >= 0 or ctypes.get_errno() == errno.ENOENT:  # ENOENT: all of them read
         return [(keys[i], values[i]) for i in range(count.value)]
     # Refused (a kernel without batch ops on hash maps): one at a time.
-    taken = []
-    for _ in range(HOLDS_MAX):
-        key, hold = c_uint32(), abi.OomkHold()
+    found = []
+    key, hold = c_uint32(), abi.OomkHold()
+    for i in range(HOLDS_MAX):  # a bound even on a map that changes
         try:
-            lib.bpf_map_get_next_key(fd, None, byref(key))  # the first one left
+            lib.bpf_map_get_next_key(fd, byref(key) if i else None, byref(key))
         except FileNotFoundError:
             break
         try:
             lib.bpf_map_lookup_elem(fd, byref(key), byref(hold))
-            lib.bpf_map_delete_elem(fd, byref(key))
         except FileNotFoundError:
             continue
-        taken.append((key.value, hold))
-    return taken
+        found.append((key.value, abi.OomkHold.from_buffer_copy(hold)))
+    return found
+
+
+def drop(lib: ctypes.CDLL, fd: int, tgids: list[int]) -> None:
+    """Delete these tgids' holds: one bpf(2) call (BPF_MAP_DELETE_BATCH)."""
+    if not tgids:
+        return
+    keys = (c_uint32 * len(tgids))(*tgids)
+    count = c_uint32(len(tgids))
+    if lib.bpf_map_delete_batch(fd, keys, byref(count), None) >= 0:
+        return
+    for tgid in tgids[count.value:]:  # refused, or stopped at one gone
+        try:
+            lib.bpf_map_delete_elem(fd, byref(c_uint32(tgid)))
+        except FileNotFoundError:
+            pass
 
 
 def resume_left(err: TextIO = sys.stderr) -> None:
@@ -274,21 +294,8 @@ def resume_left(err: TextIO = sys.stderr) -> None:
         fd = lib.bpf_obj_get(os.path.join(instance.PIN_DIR, "holds").encode())
     except (OSError, _libbpf.LibraryMissing):
         return
-    resumed = 0
     try:
-        key, hold = c_uint32(), abi.OomkHold()
-        first = True
-        for _ in range(4096):  # holds' size: a bound even on a map that changes
-            try:
-                lib.bpf_map_get_next_key(fd, None if first else byref(key), byref(key))
-            except FileNotFoundError:
-                break
-            first = False
-            try:
-                lib.bpf_map_lookup_elem(fd, byref(key), byref(hold))
-            except FileNotFoundError:
-                continue
-            resumed += resume(key.value, hold.start_boottime)
+        resumed = sum(resume(tgid, hold.start_boottime) for tgid, hold in read_all(lib, fd))
     finally:
         os.close(fd)
     if resumed:
