@@ -87,3 +87,17 @@ def test_interrupted_it_leaves_nothing(e2e_session):
     assert err.strip().endswith("interrupted: every process it started is stopped"), err
     assert not {p for p in kids if K.alive(p)}, "a process the selftest started survived it"
     assert K.wait_until(lambda: not (K.bpf_prog_ids() - before), 10), "programs left attached"
+
+
+def test_a_killer_that_cannot_start_is_said_at_once(e2e_session, tmp_path):
+    """Its killer fails at start (here: no BPF object): selftest prints that
+    killer's own error and exits 1, every time, instead of waiting."""
+    env = dict(os.environ, OOMKILLER_BPF_OBJ=str(tmp_path / "missing.bpf.o"))
+    for _ in range(5):
+        res = subprocess.run([str(K.OOMKILLER), "selftest"], capture_output=True, text=True,
+                             timeout=60, stdin=subprocess.DEVNULL, env=env)
+        assert res.returncode == 1, res
+        assert res.stdout == ""
+        assert res.stderr == ("oomkiller: the selftest's killer did not start: cannot read BPF "
+                              f"object {tmp_path / 'missing.bpf.o'}: No such file or directory: "
+                              "check OOMKILLER_BPF_OBJ\n"), res.stderr

@@ -89,6 +89,10 @@ class Killer:
                 if line.startswith("oomkiller: ready") and self.ready is None:
                     self.ready = line
                 self._cond.notify_all()
+        # Our end of its stderr closes at its exit, a moment before it can
+        # be reaped: reap it, or wait_ready() could see it still running
+        # and wait for a notify that never comes.
+        self.proc.wait()
         with self._cond:
             self._cond.notify_all()
 
@@ -227,7 +231,8 @@ def main(args: Sequence[str]) -> int:
         try:
             k = Killer(name)
             if not k.wait_ready():
-                why = k.stderr[-1] if k.stderr else "no ready line"
+                why = k.stderr[-1].removeprefix("oomkiller: ") if k.stderr else \
+                    f"no ready line in {READY_TIMEOUT:.0f}s"
                 return fail(f"the selftest's killer did not start: {why}")
             rows = [check_rule(k, runs, f"{name}-w", r.name) for r in RULES]
             for line in table(rows, k.families()):
