@@ -273,3 +273,33 @@ def test_missing_libbpf_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(_libbpf, "LIBBPF_SONAME", "libbpf.so.999")
     with pytest.raises(_libbpf.LibraryMissing, match="cannot load libbpf.so.999.*apt-get install libbpf1"):
         _libbpf.libbpf()
+
+
+# -- kfuncs: what a kernel too old for the object is told ----------------------
+
+def test_every_kfunc_the_object_calls_has_its_release():
+    """kfuncs() reads the object's extern FUNCs; each is in KFUNC_SINCE,
+    so a kernel without it is told which release has it."""
+    from oomkiller.probe import KFUNC_SINCE, kfuncs
+    data = (ROOT / "build" / "oomkiller.bpf.o").read_bytes()
+    assert sorted(kfuncs(_libbpf.libbpf(), data)) == sorted(KFUNC_SINCE)
+    assert kfuncs(_libbpf.libbpf(), b"not an object") == []
+
+
+@pytest.mark.parametrize("absent, since", [
+    ((), None),
+    (("bpf_send_signal_task",), "6.13"),
+    (("bpf_task_from_pid", "bpf_task_release", "bpf_preempt_disable"), "6.10"),
+])
+def test_a_kernel_lacking_kfuncs_is_told_in_one_line(absent, since):
+    from oomkiller.probe import KFUNC_SINCE, KernelProbe
+    probe = KernelProbe(lambda: None, LibbpfLog(), lambda _: None)
+    probe._btf_funcs = {k: k not in absent for k in KFUNC_SINCE}
+    line = probe.lacking(KFUNC_SINCE)
+    if since is None:
+        assert line is None
+        return
+    import os
+    assert line == (f"this kernel ({os.uname().release}) lacks {', '.join(absent)} "
+                    f"(Linux {since}+): boot Linux {since} or newer "
+                    "(Debian: linux-image-amd64 from trixie-backports)")

@@ -164,6 +164,7 @@ class BtfVarSecinfo(Structure):
 
 BTF_KIND_STRUCT = 4
 BTF_KIND_FUNC = 12
+BTF_FUNC_EXTERN = 2  # a FUNC's linkage, in its vlen bits
 BTF_KIND_VAR = 14
 BTF_KIND_DATASEC = 15
 
@@ -237,11 +238,13 @@ LIBBPF_FUNCS: tuple[Decl, ...] = (
     ("bpf_map__name", c_char_p, [BpfMap], None),
     ("bpf_map__reuse_fd", c_int, [BpfMap, c_int], INT),
     ("btf__find_by_name_kind", c_int32, [Btf, c_char_p, c_uint32], INT),
+    ("btf__type_cnt", c_uint32, [Btf], None),
     ("btf__type_by_id", POINTER(BtfType), [Btf, c_uint32], PTR),
     ("btf__name_by_offset", c_char_p, [Btf, c_uint32], None),
     ("btf__resolve_size", c_int64, [Btf, c_uint32], INT),
     ("btf__load_vmlinux_btf", Btf, [], PTR),
     ("btf__parse", Btf, [c_char_p, c_void_p], PTR),
+    ("btf__parse_elf", Btf, [c_char_p, c_void_p], PTR),
     ("btf__free", None, [Btf], None),
     ("ring_buffer__new", RingBuffer, [c_int, RingBufferSampleFn, c_void_p, c_void_p], PTR),
     ("ring_buffer__poll", c_int, [RingBuffer, c_int], None),

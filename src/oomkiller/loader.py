@@ -28,7 +28,7 @@ from oomkiller.libprobes import RandProbes
 from oomkiller.livestats import LiveStats, LossWatch
 from oomkiller.messages import Messages, fileno
 from oomkiller.metrics import Exporter
-from oomkiller.probe import KernelProbe
+from oomkiller.probe import KernelProbe, kfuncs
 from oomkiller.settings import Settings
 
 # Poll at most this long at once, so a signal that lands just before
@@ -46,6 +46,9 @@ def first_generation(lib: ctypes.CDLL, source: Source, settings: Settings,
     Whatever fails, no half-loaded generation is left behind."""
     gen = Generation(lib, source, settings, 0, say)
     try:
+        lacks = probe.lacking(kfuncs(lib, source.data))
+        if lacks:
+            raise SetupError(lacks)
         progs = gen.programs()
         try:
             plan = families.make_plan(progs, settings.attach, probe)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 from oomkiller import _libbpf, families
 from oomkiller._libbpf import BpfObject
@@ -12,6 +13,40 @@ from oomkiller.generation import iter_programs
 
 KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
 KPROBE_EVENTS = ("/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/tracing/kprobe_events")
+
+# The release that added each kfunc the object calls (its `.ksyms`). libbpf
+# resolves every kfunc extern at load, so a kernel without one refuses the
+# whole object with EINVAL; KernelProbe.lacking() says which, and since when.
+KFUNC_SINCE = {
+    "bpf_task_from_pid": (6, 2), "bpf_task_release": (6, 2),
+    "bpf_preempt_disable": (6, 10), "bpf_preempt_enable": (6, 10),
+    "bpf_send_signal_task": (6, 13),
+}
+
+
+def kfuncs(lib: ctypes.CDLL, data: bytes) -> list[str]:
+    """The kfuncs the object calls: the extern FUNCs of its BTF as built
+    (opening it makes them global, to suit the kernel's BTF checks)."""
+    fd = os.memfd_create("oomkiller.bpf.o", os.MFD_CLOEXEC)
+    btf = None
+    out: list[str] = []
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        try:
+            btf = lib.btf__parse_elf(f"/proc/self/fd/{fd}".encode(), None)
+        except OSError:
+            return out  # no BTF to read: libbpf's load says what is wrong
+        for type_id in range(1, lib.btf__type_cnt(btf)):
+            t = lib.btf__type_by_id(btf, type_id).contents
+            if t.kind == _libbpf.BTF_KIND_FUNC and t.vlen == _libbpf.BTF_FUNC_EXTERN:
+                out.append(lib.btf__name_by_offset(btf, t.name_off).decode())
+        return out
+    finally:
+        if btf:
+            lib.btf__free(btf)
+        os.close(fd)
 
 
 class KernelProbe:
@@ -52,6 +87,17 @@ class KernelProbe:
                 pass
             self._kallsyms = names
         return func in self._kallsyms
+
+    def lacking(self, kfuncs: Iterable[str]) -> Optional[str]:
+        """One line naming the kfuncs the object calls that this kernel
+        lacks, and the release that has them all; None if it has them."""
+        missing = [k for k in kfuncs if not self.in_btf(k)]
+        if not missing:
+            return None
+        since = ".".join(map(str, max(KFUNC_SINCE.get(k, (0, 0)) for k in missing)))
+        return (f"this kernel ({os.uname().release}) lacks {', '.join(missing)} "
+                f"(Linux {since}+): boot Linux {since} or newer "
+                "(Debian: linux-image-amd64 from trixie-backports)")
 
     def in_btf(self, func: str) -> bool:
         if func not in self._btf_funcs:
