@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 from typing import Callable, Iterable, Optional
 
@@ -11,6 +12,7 @@ from oomkiller._libbpf import BpfObject
 from oomkiller.bpflog import LibbpfLog
 from oomkiller.generation import iter_programs
 
+ENOTSUPP = 524  # the kernel-internal errno a BPF feature the kernel lacks returns
 KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
 KPROBE_EVENTS = ("/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/tracing/kprobe_events")
 
@@ -132,8 +134,12 @@ class KernelProbe:
                     lib.bpf_map__set_max_entries(procs, 1)
                 lib.bpf_object__load(obj)
             except OSError as e:
-                why = (f"BPF trampolines refused: {prog.section} does not load "
-                       f"({e.strerror})")
+                # Lockdown refuses with EPERM, a kernel without trampolines
+                # with ENOTSUPP (524) or EOPNOTSUPP; anything else (EINVAL:
+                # the verifier) is not the trampolines' doing.
+                refused = e.errno in (errno.EPERM, errno.EOPNOTSUPP, ENOTSUPP)
+                why = (f"{'BPF trampolines refused: ' if refused else ''}{prog.section} "
+                       f"does not load ({e.strerror})")
             finally:
                 if obj:
                     lib.bpf_object__close(obj)
