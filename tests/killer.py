@@ -253,6 +253,7 @@ class Killer:
                 if self.ready_line is None and line.startswith("oomkiller: ready"):
                     self.ready_line = line
                 self._cond.notify_all()
+        self.proc.wait()  # stderr closes a moment before the exit can be reaped
         with self._cond:
             self._cond.notify_all()
 
