@@ -53,6 +53,19 @@ def _run(prog, n, *wrap, env=None) -> K.Result:
                 os.environ[k] = v
 
 
+def _all_at_once(argvs) -> tuple[list, list]:
+    """Start every argv at once, wait for all: (Popens, exit codes); none outlives it."""
+    procs = []
+    try:
+        procs = [subprocess.Popen(argv, stdout=subprocess.DEVNULL) for argv in argvs]
+        return procs, [p.wait(timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 @pytest.fixture(scope="module")
 def libdir(tmp_path_factory):
     """A directory holding a copy of the host's glibc (a new inode)."""
@@ -136,16 +149,7 @@ def test_a_burst_of_targets_held_for_one_new_file(default_killer, tmp_path):
     shutil.copy2(K.prog_path("oomp_rand_static"), prog)
     holds = default_killer.status()["holds"]
     for n, want_killed in ((LIMIT + 50, True), (LIMIT - 1, False)):
-        procs = []
-        try:
-            procs = [subprocess.Popen([prog, str(n)], stdout=subprocess.DEVNULL)
-                     for _ in range(40)]
-            codes = [p.wait(timeout=60) for p in procs]
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
+        procs, codes = _all_at_once([[prog, str(n)]] * 40)
         if want_killed:
             assert codes == [-9] * 40, codes
             for p in procs:
@@ -167,14 +171,6 @@ def test_forty_new_files_at_once_are_each_held_once(default_killer, tmp_path):
         progs.append(tmp_path / f"oomp_rand_own{i}")
         shutil.copy2(K.prog_path("oomp_rand_static"), progs[-1])
     holds = default_killer.status()["holds"]
-    procs = []
-    try:
-        procs = [subprocess.Popen([p, str(LIMIT - 1)], stdout=subprocess.DEVNULL) for p in progs]
-        codes = [p.wait(timeout=60) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    _, codes = _all_at_once([[p, str(LIMIT - 1)] for p in progs])
     assert codes == [0] * 40, codes
     assert default_killer.status()["holds"] == holds + 40, default_killer.status()
