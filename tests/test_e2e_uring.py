@@ -96,6 +96,15 @@ def _all_die(k: K.Killer, runs: dict, rule: str) -> dict:
     return evs
 
 
+def _late(k: K.Killer, step: str, res: K.Result, ev: dict) -> str:
+    """What a late kill's failure shows: the event (its tid: which thread
+    crossed), the killer's refused kills, and its last warnings (skipped
+    runs of a program)."""
+    st = k.status()
+    return (f"{step}: {res.describe()}; event {ev}; kills {st['kills']} refused "
+            f"{st['kill_failed']}; killer stderr: {k.stderr_text()[-1500:]}")
+
+
 def _all_live(k: K.Killer, runs: dict, rule: str, value: int, exact: bool = True) -> None:
     """Each workload reaches pause() with `value` counted (exactly, or at
     least) in `status`; two samples later all are alive, with no event."""
@@ -120,7 +129,7 @@ def test_150_io_uring_writes_die_at_the_100th_with_no_101st(default_killer):
             assert ev["value"] == WRITES, (step, ev)
             # The SIGKILL is pending before the 101st reaches the file: a
             # buffered write to a regular file checks for it first (EINTR).
-            assert res.out_size == WRITES, f"{step}: {res.describe()}"
+            assert res.out_size == WRITES, _late(default_killer, step, res, ev)
 
 
 def test_99_io_uring_writes_live(default_killer):
