@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import io
+import os
 import re
 import sys
 from pathlib import Path
@@ -299,7 +300,6 @@ def test_a_kernel_lacking_kfuncs_is_told_in_one_line(absent, since):
     if since is None:
         assert line is None
         return
-    import os
     assert line == (f"this kernel ({os.uname().release}) lacks {', '.join(absent)} "
                     f"(Linux {since}+): boot Linux {since} or newer "
                     "(Debian: linux-image-amd64 from trixie-backports)")
