@@ -107,8 +107,7 @@ extern int bpf_send_signal_task(struct task_struct *task, int sig,
 /* K_MAP: may have made a file executable (mmap, mprotect: see lib_sys()).
  * K_URING: a K_FD call that names an io_uring ring (see ring_sys()).
  * K_AIO_*: io_submit, io_[p]getevents (aio_exit()): x86-64's only, and in
- * no per-syscall list: the classic twin counts them in the fentry and
- * kprobe families. */
+ * no per-syscall list: a sys_exit program counts them, in every family. */
 enum sys_kind { K_NONE = 0, K_WRITE, K_READ, K_FD, K_SYSINFO, K_MAP, K_URING,
 		K_AIO_SUBMIT, K_AIO_REAP };
 
@@ -1003,9 +1002,13 @@ static __always_inline void lib_sys(struct task_struct *t, long ret)
  *   - when its address starts a new life unwalked: a write that asked for
  *     no CQE and got none succeeded (a failure posts one), one write.
  * `ur_done` keeps one mark per request address and life, so each life
- * counts once. One classic tracepoint program per event (as the fds
- * checkpoint at completions was): a skip needs bpf_prog_active held on
- * that CPU; two twins would each need marks of their own. Credited to the
+ * counts once, whichever program sees it first. Each event has twins, a
+ * tp_btf and a classic tracepoint program, as exec, exit and sock sends
+ * do: a classic run is skipped while its CPU's bpf_prog_active is held,
+ * and a bpf(2) map call holds it preemptibly (migrate_disable): a status
+ * reader preempted inside one left an io-wq worker's next ~20 CQEs
+ * uncounted in the VM lane (6.18.5, 7.3.4), so a 150-write batch died at
+ * its ~122nd. A tp_btf run has a guard of its own. Credited to the
  * process whose thread runs the hook: the submitter, its SQPOLL thread or
  * io-wq worker (threads of one process); a kill there kills it. */
 
@@ -1016,6 +1019,9 @@ enum ur_state { UR_LIVE = 0, UR_LIVE_SKIP_WRITE, UR_COUNTED, UR_WALKED };
 struct ur_mark {
 	__u32 state;		/* enum ur_state */
 	__u32 tgid;		/* whose request this life is */
+	__u64 ring;		/* the life's submission: its ring, and the ring's */
+	__u32 head;		/* SQ head after its SQE was taken (the twin's test) */
+	__u32 pad;
 };
 
 /* LRU: a mark outlives its request (nothing hooks the free) until the
@@ -1547,13 +1553,17 @@ static __always_inline __u32 sys_kind(__u64 nr)
 
 /* tracepoint family: sys_exit serves syscalls and, at the loader's own
  * sysinfo() return, memory. One program on sys_exit costs less per
- * syscall than an enter/exit pair or per-syscall tracepoints. Since 7.0 it
- * is hooked twice, as the other unskippable hooks are (see "Hooks that must
- * never be skipped" below): the tp_btf run is preemptible there and skipped
- * while another run of it is preempted on that CPU, and a burst of
- * processes on 2 CPUs could make every call after its 100th inside that
- * window. The checkpoint is idempotent (fold() moves marks by cmpxchg,
- * not_a_write() marks a call once), so the second run finds it done. */
+ * syscall than an enter/exit pair or per-syscall tracepoints. The other
+ * families load it too, beside their own sys programs (OOMK_CF_SYS_TP): a
+ * kretprobe is skipped while a preempted bpf(2) map call holds its CPU's
+ * bpf_prog_active, a fexit while a preempted run of it holds its guard, and
+ * before 7.0 nothing skips a tp_btf run. Since 7.0 it is hooked twice, as
+ * the other unskippable hooks are (see "Hooks that must never be skipped"
+ * below): the tp_btf run is preemptible there and skipped while another
+ * run of it is preempted on that CPU, and a burst of processes on 2 CPUs
+ * could make every call after its 100th inside that window. The checkpoint
+ * is idempotent (fold() moves marks by cmpxchg, not_a_write() marks a call
+ * once), so the second run finds it done. */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 {
@@ -1572,9 +1582,8 @@ int BPF_PROG(tp_sys_exit, struct pt_regs *regs, long ret)
 	return on_sys(kind, ret, false);
 }
 
-/* Loaded only as the sys source's twin, where the family's own programs can
- * be skipped (families.TP_SYS_EXIT_TWIN): fentry's and kprobe's (preemptible
- * fexit; a kretprobe's bounded pool), and the tracepoint family's since 7.0. */
+/* Loaded only as the sys source's twin where tp_btf/sys_exit is preemptible
+ * (7.0+), in every family (families.TP_SYS_EXIT_TWIN). */
 SEC("tracepoint/raw_syscalls/sys_exit")
 int tp_sys_exit_tp(struct trace_event_raw_sys_exit *ctx)
 {
@@ -1786,20 +1795,25 @@ int on_sock_send_tp(struct trace_event_raw_sock_msg_length *ctx)
 /* A new request enters its ring at address req: the life that address had
  * ended (a write that asked for no CQE and got none counts now, for the
  * process it belonged to), a new one begins, and the request the batch
- * finished last is counted. */
-SEC("tracepoint/io_uring/io_uring_submit_req")
-int on_uring_submit_tp(struct trace_event_raw_io_uring_submit_req *ctx)
+ * finished last is counted. The second twin finds the life begun: same
+ * ring, same SQ head (io_get_sqe moved it past this SQE; it moves once
+ * per SQE, so the pair names one submission). */
+static __always_inline void ur_submit(struct io_kiocb *req)
 {
-	struct io_kiocb *req = (struct io_kiocb *)BPF_CORE_READ(ctx, req);
-	struct io_ring_ctx *ctx_ring;
 	struct ur_mark mark = {}, *m;
+	struct io_ring_ctx *ring;
 	__u64 key = (__u64)req;
 	__u32 rule;
 
 	if (!ur_target() || !req)
-		return 0;
+		return;
+	ring = BPF_CORE_READ(req, ctx);
 	mark.tgid = bpf_get_current_pid_tgid() >> 32;
+	mark.ring = (__u64)ring;
+	mark.head = BPF_CORE_READ(ring, cached_sq_head);
 	m = bpf_map_lookup_elem(&ur_done, &key);
+	if (m && m->ring == mark.ring && m->head == mark.head && m->tgid == mark.tgid)
+		goto begun;
 	if (m && m->state == UR_LIVE_SKIP_WRITE && m->tgid == mark.tgid &&
 	    __sync_val_compare_and_swap(&m->state, UR_LIVE_SKIP_WRITE, UR_COUNTED) ==
 		    UR_LIVE_SKIP_WRITE)
@@ -1812,13 +1826,28 @@ int on_uring_submit_tp(struct trace_event_raw_io_uring_submit_req *ctx)
 	 * reused it. */
 	if (m) {
 		m->tgid = mark.tgid;
+		m->ring = mark.ring;
+		m->head = mark.head;
 		__sync_lock_test_and_set(&m->state, mark.state);
 	} else {
 		bpf_map_update_elem(&ur_done, &key, &mark, BPF_NOEXIST);
 	}
-	ctx_ring = BPF_CORE_READ(req, ctx);
-	ur_count(ur_tail(ctx_ring), false);
-	ur_walk_free(ctx_ring);
+begun:
+	ur_count(ur_tail(ring), false);
+	ur_walk_free(ring);
+}
+
+SEC("tp_btf/io_uring_submit_req")
+int BPF_PROG(on_uring_submit, struct io_kiocb *req)
+{
+	ur_submit(req);
+	return 0;
+}
+
+SEC("tracepoint/io_uring/io_uring_submit_req")
+int on_uring_submit_tp(struct trace_event_raw_io_uring_submit_req *ctx)
+{
+	ur_submit((struct io_kiocb *)BPF_CORE_READ(ctx, req));
 	return 0;
 }
 
@@ -1826,21 +1855,43 @@ int on_uring_submit_tp(struct trace_event_raw_io_uring_submit_req *ctx)
  * finished: often after io_uring_enter has returned, on the way back to
  * user space. So the ring it last submitted to is walked here too (a
  * DEFER_TASKRUN ring's local work names its ring). */
+static __always_inline void ur_task_work(struct io_uring_task *tctx)
+{
+	if (ur_target() && tctx)
+		ur_walk_free((struct io_ring_ctx *)BPF_CORE_READ(tctx, last));
+}
+
+SEC("tp_btf/io_uring_task_work_run")
+int BPF_PROG(on_uring_tw, void *tctx)
+{
+	ur_task_work(tctx);
+	return 0;
+}
+
 SEC("tracepoint/io_uring/io_uring_task_work_run")
 int on_uring_tw_tp(struct trace_event_raw_io_uring_task_work_run *ctx)
 {
-	struct io_uring_task *tctx = (struct io_uring_task *)BPF_CORE_READ(ctx, tctx);
+	ur_task_work((struct io_uring_task *)BPF_CORE_READ(ctx, tctx));
+	return 0;
+}
 
-	if (ur_target() && tctx)
-		ur_walk_free((struct io_ring_ctx *)BPF_CORE_READ(tctx, last));
+static __always_inline void ur_local_work(struct io_ring_ctx *ring)
+{
+	if (ur_target())
+		ur_walk_free(ring);
+}
+
+SEC("tp_btf/io_uring_local_work_run")
+int BPF_PROG(on_uring_local_tw, void *ring)
+{
+	ur_local_work(ring);
 	return 0;
 }
 
 SEC("tracepoint/io_uring/io_uring_local_work_run")
 int on_uring_local_tw_tp(struct trace_event_raw_io_uring_local_work_run *ctx)
 {
-	if (ur_target())
-		ur_walk_free((struct io_ring_ctx *)BPF_CORE_READ(ctx, ctx));
+	ur_local_work((struct io_ring_ctx *)BPF_CORE_READ(ctx, ctx));
 	return 0;
 }
 
@@ -1850,8 +1901,7 @@ int on_uring_local_tw_tp(struct trace_event_raw_io_uring_local_work_run *ctx)
  * worker, the SQPOLL thread: threads of the process sharing its fd table).
  * So a target that fills a direct table through SQPOLL, making no
  * syscall, is still judged. */
-SEC("tracepoint/io_uring/io_uring_complete")
-int on_uring_complete_tp(struct trace_event_raw_io_uring_complete *ctx)
+static __always_inline void ur_complete(struct io_ring_ctx *ring, struct io_kiocb *req)
 {
 	struct task_struct *t;
 	struct oomk_proc *p;
@@ -1859,17 +1909,33 @@ int on_uring_complete_tp(struct trace_event_raw_io_uring_complete *ctx)
 	__u32 tgid;
 
 	if (!ur_target())
-		return 0;
-	ur_count((struct io_kiocb *)BPF_CORE_READ(ctx, req), true);
-	ur_walk_free((struct io_ring_ctx *)BPF_CORE_READ(ctx, ctx));
+		return;
+	ur_count(req, true);
+	ur_walk_free(ring);
 	t = bpf_get_current_task_btf();
 	id = bpf_get_current_pid_tgid();
 	tgid = id >> 32;
 	p = bpf_map_lookup_elem(&procs, &tgid);
 	if (!p || !(p->state & OOMK_ST_URING))
-		return 0;
+		return;
 	fds_check(p, t, tgid, (__u32)id);
 	enforce(p, tgid, (__u32)id);
+}
+
+/* Its first two arguments are these on every kernel since 5.x; what
+ * follows them (the CQE's fields, or a pointer to the CQE) is not read. */
+SEC("tp_btf/io_uring_complete")
+int BPF_PROG(on_uring_complete, struct io_ring_ctx *ring, struct io_kiocb *req)
+{
+	ur_complete(ring, req);
+	return 0;
+}
+
+SEC("tracepoint/io_uring/io_uring_complete")
+int on_uring_complete_tp(struct trace_event_raw_io_uring_complete *ctx)
+{
+	ur_complete((struct io_ring_ctx *)BPF_CORE_READ(ctx, ctx),
+		    (struct io_kiocb *)BPF_CORE_READ(ctx, req));
 	return 0;
 }
 
