@@ -456,20 +456,20 @@ def test_auto_prefers_the_cheapest_exact_family():
     assert sorted(plan.autoload) == sorted(["tp_sys_exit", "fx_mem_si_meminfo"] + ALWAYS)
 
 
-def test_the_preemptible_families_load_the_classic_sys_exit_twin():
-    """fexit runs, and tp_btf runs since 7.0, are preemptible with a per-CPU
-    recursion guard: their families load the classic raw_syscalls/sys_exit
-    program too, and so does the kprobe family (a kretprobe's instance pool
-    runs out in a burst); a 6.x tp_btf runs with preemption off and
-    doesn't pay for it."""
+def test_every_family_loads_the_tp_btf_sys_exit_and_the_classic_twin_where_it_is_preemptible():
+    """fexit runs are preemptible with a per-CPU recursion guard; kretprobes
+    have a bounded pool and, like every classic tracepoint, are skipped
+    while a preempted bpf(2) map call holds bpf_prog_active; tp_btf runs are
+    preemptible only since 7.0. So every family counts syscalls in the tp_btf
+    sys_exit too, and where that is preemptible the classic twin joins it."""
     for tp_preempt in (False, True):
-        fentry = families.make_plan(PROGS, "fentry", FakeProbe(tp_preempt=tp_preempt))
-        assert "tp_sys_exit_tp" in fentry.autoload and "fx_sys_write" in fentry.autoload
-        assert "tp_sys_exit" not in fentry.autoload
-        kprobe = families.make_plan(PROGS, "kprobe", FakeProbe(tp_preempt=tp_preempt))
-        assert "tp_sys_exit_tp" in kprobe.autoload and "kp_sys_write" in kprobe.autoload
-        # the twin, where loaded, is the one program that counts AIO
-        assert fentry.flags & abi.CF_SYS_TWIN and kprobe.flags & abi.CF_SYS_TWIN
+        for fam, own in (("fentry", "fx_sys_write"), ("kprobe", "kp_sys_write")):
+            plan = families.make_plan(PROGS, fam, FakeProbe(tp_preempt=tp_preempt))
+            assert own in plan.autoload and "tp_sys_exit" in plan.autoload
+            assert plan.flags & abi.CF_SYS_TP and not plan.flags & abi.CF_MEM_TP
+            # the classic twin, where loaded, is the one program that counts AIO
+            assert ("tp_sys_exit_tp" in plan.autoload) == tp_preempt
+            assert bool(plan.flags & abi.CF_SYS_TWIN) == tp_preempt
     six = families.make_plan(PROGS, "tracepoint", FakeProbe())
     assert "tp_sys_exit" in six.autoload and "tp_sys_exit_tp" not in six.autoload
     assert not six.flags & abi.CF_SYS_TWIN

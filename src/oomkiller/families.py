@@ -4,7 +4,8 @@ Program names carry family and data source: `fx_<src>_*` (fentry/fexit),
 `kp_<src>_*` (kprobe/kretprobe), `tp_<src>_*` (tracepoint), sources mem and
 sys. In the tracepoint family one `tp_sys_exit` serves both sys and mem, told
 apart by oomk_config.flags. Anything else (on_exec, on_exit, on_fork,
-on_sock_send and their `_tp` twins, on_rand, sweep, ...) is always loaded.
+on_sock_send, the on_uring_* programs and their `_tp` twins, on_rand, sweep,
+...) is always loaded, or loaded for its rules (RULE_PROGS).
 
 The sources that have no choice are listed in FIXED: TCP sends are counted in
 the sock_send_length tracepoint in every family, attached twice (tp_btf and
@@ -34,21 +35,28 @@ FAMILY_ORDER = ("fentry", "kprobe", "tracepoint")  # cheapest first
 AUTO_ORDER = {"mem": FAMILY_ORDER, "sys": ("tracepoint", "kprobe", "fentry")}
 PREFIX = {"fx": "fentry", "kp": "kprobe", "tp": "tracepoint"}
 TP_SYS_EXIT = "tp_sys_exit"
-# The classic raw_syscalls/sys_exit twin: every syscall exit of a target is a
-# checkpoint that only a held bpf_prog_active skips (preemption is off in
-# perf's glue). It is loaded beside a family's own sys programs where those
-# can be skipped: fexit (preemptible with a per-CPU recursion guard wherever
-# the kernel preempts; Debian's kernels default to lazy preemption), tp_btf
-# since 7.0 (SRCU-fast tracepoints: Probe.tp_btf_preemptible), and
-# kretprobes (a bounded instance pool, below). Measured in the VM
-# lane on 7.3.4: 60 processes started together, each 150 writes, lost one in
-# 7 of 9 rounds (tracepoint) and 2 of 5 (fentry) without it. Its price is
-# perf's glue on every syscall of every process (make bench: ~200 ns), so it
-# is not loaded where the tp_btf program runs with preemption off (6.x).
-# kretprobes run with preemption off, but from a bounded instance pool
-# (max(10, 2 x CPUs)): in the VM lane on 6.18.5, 60 processes inside read()
-# at once exhausted it, and 9 of 60 over the read-bytes limit exited unkilled.
-# So the kprobe family loads the twin too.
+# Twins: every syscall exit of a target is a checkpoint (idempotent), so the
+# sys source is hooked by more than its family's own programs, each of which
+# the kernel can skip:
+# - fexit: preemptible, with a per-CPU recursion guard (wherever the kernel
+#   preempts; Debian's kernels default to lazy preemption);
+# - kretprobes: a bounded instance pool (max(10, 2 x CPUs)): in the VM lane on
+#   6.18.5, 60 processes inside read() at once exhausted it, and 9 of 60 over
+#   the read-bytes limit exited unkilled; and, as every kprobe-type and
+#   classic tracepoint program, skipped while the CPU's bpf_prog_active is
+#   held: a bpf(2) map call holds it with preemption on, so a map reader
+#   preempted inside one (bpftool, any agent, `oomkiller status`) leaves the
+#   CPU's runs skipped until it runs again. With tests/progs/map_walker.c on
+#   each CPU (6.18.5), 150 writes lived under kprobe;
+# - tp_btf since 7.0 (SRCU-fast tracepoints: Probe.tp_btf_preemptible): a run
+#   preempted holds its guard. Before 7.0 it runs with preemption off and
+#   nothing skips it.
+# So the tp_btf sys_exit program is in every family (counting, as
+# OOMK_CF_SYS_TP says), and where it is preemptible the classic
+# raw_syscalls/sys_exit twin joins it: measured on 7.3.4, 60 processes
+# started together, each 150 writes, lost one in 7 of 9 rounds (tracepoint)
+# and 2 of 5 (fentry) without it. The classic twin's price is perf's glue on
+# every syscall of every process (make bench: ~200 ns), so 6.x goes without.
 TP_SYS_EXIT_TWIN = "tp_sys_exit_tp"
 
 
@@ -179,7 +187,8 @@ def evaluate(progs: Sequence[Prog], source: str, family: str, probe: Probe) -> C
         if why:
             choice.unavailable = why
     if source == "sys" and choice.unavailable is None:
-        choice.programs += [p.name for p in progs if p.name == TP_SYS_EXIT_TWIN]
+        twins = (TP_SYS_EXIT, TP_SYS_EXIT_TWIN) if probe.tp_btf_preemptible() else (TP_SYS_EXIT,)
+        choice.programs += [p.name for p in progs if p.name in twins]
     return choice
 
 
@@ -213,7 +222,7 @@ def _assemble(progs: Sequence[Prog], chosen: dict[str, Choice], notes: list[str]
     wanted = {name for c in chosen.values() for name in c.programs}
     autoload = [p.name for p in progs if p.variant is None or p.name in wanted]
     flags = 0
-    if chosen["sys"].family == "tracepoint":
+    if TP_SYS_EXIT in chosen["sys"].programs:
         flags |= abi.CF_SYS_TP
     if chosen["mem"].family == "tracepoint":
         flags |= abi.CF_MEM_TP

@@ -51,6 +51,16 @@ def kfuncs(lib: ctypes.CDLL, data: bytes) -> list[str]:
         os.close(fd)
 
 
+def tp_btf_preemptible(release: Optional[str] = None) -> bool:
+    """Whether a tp_btf run can be preempted on this kernel. Since Linux 7.0
+    tracepoints run under SRCU-fast instead of with preemption off, and x86
+    kernels can't boot with preempt=none: a run can be preempted holding its
+    recursion guard. No kernel feature says so on its own, hence the release
+    number."""
+    major = (release or os.uname().release).split(".", 1)[0]
+    return major.isdigit() and int(major) >= 7
+
+
 class KernelProbe:
     """families.Probe for the running kernel; each answer computed once."""
 
@@ -64,12 +74,7 @@ class KernelProbe:
         self._fentry: Optional[tuple[Optional[str]]] = None
 
     def tp_btf_preemptible(self) -> bool:
-        # Since Linux 7.0 tracepoints run under SRCU-fast instead of with
-        # preemption off, and x86 kernels can't boot with preempt=none: a
-        # tp_btf run can be preempted holding its recursion guard. No kernel
-        # feature says so on its own, hence the release number.
-        major = os.uname().release.split(".", 1)[0]
-        return major.isdigit() and int(major) >= 7
+        return tp_btf_preemptible()
 
     def kprobe_ok(self) -> Optional[str]:
         if os.path.isdir(KPROBE_PMU) or any(os.path.exists(p) for p in KPROBE_EVENTS):
