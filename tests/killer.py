@@ -5,6 +5,7 @@ context manager exits, whatever happened inside. Every wait has a timeout.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -549,6 +550,30 @@ def run(prog: Union[str, Path], *args: object, timeout: float = RUN_TIMEOUT,
 
 
 WORK = PROGS / "oomp_work"
+MAP_WALKER = PROGS / "map_walker"
+
+
+@contextlib.contextmanager
+def map_walkers(n: Optional[int] = None):
+    """One map_walker per CPU (or n) for the block: a bpf(2) map reader that
+    keeps its CPU's bpf_prog_active held, preemptibly (tests/progs/map_walker.c).
+    Each has made its map before the block starts; all are killed after."""
+    procs = []
+    try:
+        for _ in range(n or os.cpu_count() or 1):
+            p = subprocess.Popen([str(MAP_WALKER)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+            procs.append(p)
+            line = p.stdout.readline()
+            assert line == "ready\n", f"map_walker: {line!r} {p.stderr.read() if p.poll() is not None else ''}"
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+            p.stdout.close()
+            p.stderr.close()
 
 
 def work_steps(op: str, count: object, *opts: object,

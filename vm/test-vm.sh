@@ -126,7 +126,7 @@ for kver in $kernels; do
 			echo "test-vm: $kver $fam:" >>"$RUN/why"
 			{
 				grep -E '^(FAILED|ERROR) ' "$out/$fam.log" | head -n 20
-				grep -E '^E  ' "$out/$fam.log" | head -n 30 | cut -c1-240
+				grep -E '^E  ' "$out/$fam.log" | head -n 30 | cut -c1-1200
 			} | sed 's/^/test-vm:   /' >>"$RUN/why"
 		fi
 	done
