@@ -7,8 +7,10 @@
 #
 # SPEC is "newest" (the highest linux-image-VER-amd64 in unstable or
 # trixie-backports), a version prefix ("6.18.5": the highest package whose
-# VER starts with it, e.g. linux-image-6.18.5+deb13-amd64), or an exact
-# uname -r ("6.18.5+deb13-amd64"). Cached in $VM_CACHE (default
+# VER starts with it at a boundary, e.g. linux-image-6.18.5+deb13-amd64; "6.1"
+# is 6.1.x, never 6.12 or 6.18), or an exact uname -r ("6.18.5+deb13-amd64").
+# SUITE:SPEC looks in that suite alone: "bookworm:6.1" is Debian 12's own
+# kernel, "trixie:6.12" Debian 13's. Cached in $VM_CACHE (default
 # /var/cache/oomkiller-vm): an exact SPEC already cached needs no network,
 # and reruns download nothing new. If the archive can't be reached, the
 # newest cached kernel that matches is used.
@@ -20,7 +22,7 @@ set -eu
 PATH=$PATH:/usr/sbin:/sbin
 
 CACHE=${VM_CACHE:-/var/cache/oomkiller-vm}
-# Suites searched; both are on the main archive.
+# Suites searched for a SPEC without SUITE:; all are on the main archive.
 SUITES=${VM_SUITES:-unstable trixie-backports}
 FLAVOUR=amd64   # generic: the "cloud" flavour has no 9p, which virtme needs
 
@@ -48,7 +50,9 @@ mirror() {
 }
 URI=$(mirror | grep -v -e '-security' -e 'security\.' | head -n1)
 
-APT="$CACHE/apt"
+# One private apt state per set of suites ($CACHE/apt/bookworm, ...), so a
+# lane on bookworm and one on unstable don't update each other's lists away.
+APT=
 # apt-get and apt-cache on our own sources list and state, not the system's.
 apt_private() {
 	tool=$1; shift
@@ -65,32 +69,52 @@ apt_private() {
 aptq() { apt_private apt-get -q -o APT::Sandbox::User=root "$@"; }
 apt_cache() { apt_private apt-cache "$@"; }
 
-# The newest cached kernel whose uname -r matches SPEC ("newest": any).
+# Whether uname -r $2 is what SPEC $1 asks for: "newest" is any; a prefix
+# must end where a version component does (6.1 -> 6.1.0-50-amd64, not 6.18.5).
+matches() {
+	case $1 in
+	newest) return 0 ;;
+	*-"$FLAVOUR") [ "$2" = "$1" ] ;;
+	*) case $2 in "$1"[.+-]*) return 0 ;; *) return 1 ;; esac ;;
+	esac
+}
+
+# The newest cached kernel whose uname -r matches SPEC.
 newest_cached() {
-	case $1 in newest) pat='*' ;; *) pat="$1*" ;; esac
-	for d in "$CACHE"/$pat/.ready; do
-		[ -f "$d" ] && basename "$(dirname "$d")"
+	for d in "$CACHE"/*/.ready; do
+		[ -f "$d" ] || continue
+		v=$(basename "$(dirname "$d")")
+		if matches "$1" "$v"; then echo "$v"; fi
 	done | sort -V | tail -n1
 }
 
+# apt-get update of the private state for SUITES (space-separated), once per
+# call for each set of suites; it leaves APT pointing there.
 updated=
-# apt-get update on the private state, once per call.
 update() {
-	[ -z "$updated" ] || return "$updated"
-	updated=1
-	[ -n "$URI" ] || { say "no Debian mirror found in /etc/apt"; return 1; }
-	mkdir -p "$APT/empty" "$APT/state/lists/partial" "$APT/cache/archives/partial"
-	: >"$APT/state/status"
-	keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-	for suite in $SUITES; do
-		echo "deb [signed-by=$keyring] $URI $suite main"
-	done >"$APT/sources.list"
-	if aptq update >"$APT/update.log" 2>&1; then
-		updated=0
+	APT="$CACHE/apt/$(echo $1 | tr ' ' '+')"
+	case "$updated " in
+	*" $APT=0 "*) return 0 ;;
+	*" $APT=1 "*) return 1 ;;
+	esac
+	rc=1
+	if [ -z "$URI" ]; then
+		say "no Debian mirror found in /etc/apt"
 	else
-		say "apt-get update failed (see $APT/update.log)"
+		mkdir -p "$APT/empty" "$APT/state/lists/partial" "$APT/cache/archives/partial"
+		: >"$APT/state/status"
+		keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+		for suite in $1; do
+			echo "deb [signed-by=$keyring] $URI $suite main"
+		done >"$APT/sources.list"
+		if aptq update >"$APT/update.log" 2>&1; then
+			rc=0
+		else
+			say "apt-get update failed (see $APT/update.log)"
+		fi
 	fi
-	return "$updated"
+	updated="$updated $APT=$rc"
+	return "$rc"
 }
 
 # apt-cache show succeeds even for a name with no version to download.
@@ -103,11 +127,10 @@ has_candidate() {
 # sort -V on them ranks kernels; -dbg, -unsigned and the cloud/rt flavours
 # don't end in -amd64.
 resolve() {
-	case $1 in newest) pre= ;; *) pre=$1 ;; esac
 	apt_cache pkgnames linux-image- 2>/dev/null |
 		sed -n "s/^linux-image-\([0-9][^-]*\(-[0-9][^-]*\)\{0,1\}\)-$FLAVOUR\$/\1-$FLAVOUR/p" |
 		while read -r v; do
-			case $v in "$pre"*) echo "$v" ;; esac
+			if matches "$1" "$v"; then echo "$v"; fi
 		done | sort -V -r | while read -r v; do
 			# pkgnames also lists names only referenced (Provides,
 			# old versions): take the highest that can be downloaded.
@@ -149,13 +172,17 @@ fetch() {
 
 [ $# -gt 0 ] || set -- newest
 for spec in "$@"; do
+	case $spec in
+	*:*) suites=${spec%%:*} spec=${spec#*:} ;;
+	*) suites=$SUITES ;;
+	esac
 	kver=
 	case $spec in
 	*-"$FLAVOUR") [ -f "$CACHE/$spec/.ready" ] && kver=$spec ;;
 	esac
-	if [ -z "$kver" ] && update; then
+	if [ -z "$kver" ] && update "$suites"; then
 		kver=$(resolve "$spec")
-		[ -n "$kver" ] || die "no linux-image-$spec*-$FLAVOUR in $SUITES"
+		[ -n "$kver" ] || die "no linux-image-$spec*-$FLAVOUR in $suites (another suite? SUITE:$spec)"
 		fetch "$kver"
 	fi
 	if [ -z "$kver" ]; then
