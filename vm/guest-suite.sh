@@ -10,8 +10,9 @@
 # so a family the guest never finished shows as not run (or, started and
 # unfinished, as the one a panic stopped). A kernel oops during a family
 # (dmesg) fails it, whatever pytest said. Environment: VM_PYTEST_ARGS (what pytest runs, default
-# "tests/test_e2e_*.py"; mk/vm.mk passes its own), VM_FAMILY_TIMEOUT
-# (seconds per family, default 600).
+# "tests/test_e2e_*.py"; vm/test-vm.sh passes the kernel's set, mk/vm.mk
+# VM_FULL_SET or VM_SHORT_SET), VM_FAMILY_TIMEOUT (seconds per family,
+# default 600), OOMKILLER_RACE_ROUNDS and OOMKILLER_BURST_ROUNDS (the set's).
 set -u
 RESULTS=$1
 shift
