@@ -98,8 +98,9 @@ VM_FULL_FAMILY_TIMEOUT ?= 2400
 # such a kernel takes, and the four races (the exact count, whichever
 # thread crosses, the deferred kill, clone3) with few rounds. Its cost is
 # killer starts, not tests (~50 s each under fentry and kprobe on 6.18.5,
-# ~15 s under tracepoint): five a family. Every e2e module would be ~28
-# starts a family, twice the full set's, and each further module adds one.
+# ~15 s under tracepoint): five a family. Every e2e module with the races
+# would be ~28 starts a family, twice the full set's ~15, and each further
+# module adds one.
 # Estimate (6.18.5's speeds, not measured on 6.1 or 6.12): ~320 s fentry,
 # ~300 s kprobe, ~90 s tracepoint.
 VM_SHORT_SET ?= tests/test_rel_races.py tests/test_e2e_seed.py
