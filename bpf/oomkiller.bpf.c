@@ -81,15 +81,22 @@ struct {
 	__type(value, __u64);
 } kp_args SEC(".maps");
 
-extern struct task_struct *bpf_task_from_pid(s32 pid) __ksym;
-extern void bpf_task_release(struct task_struct *p) __ksym;
+/* Every kfunc is weak, and called only behind the cfg.flags bit that says
+ * the kernel has it (OOMK_CF_*, set by the loader from vmlinux BTF): the
+ * verifier drops a call behind a 0 bit as dead code, and libbpf leaves an
+ * unresolved weak kfunc alone, so one object loads on every kernel.
+ * Linux 6.2 (commit 3f0e6f2b41d3): a task by pid, for tracing and syscall
+ * programs; 6.1 has none (OOMK_CF_TASK_KFUNCS). */
+extern struct task_struct *bpf_task_from_pid(s32 pid) __ksym __weak;
+extern void bpf_task_release(struct task_struct *p) __ksym __weak;
 /* Linux 6.10: a program that runs preemptible and without a recursion
  * guard (a uprobe) keeps its CPU while it runs; see on_rand_call(). */
-extern void bpf_preempt_disable(void) __ksym;
-extern void bpf_preempt_enable(void) __ksym;
-/* Linux 6.13 (commit 6280cf718db0): signal another task from BPF. */
+extern void bpf_preempt_disable(void) __ksym __weak;
+extern void bpf_preempt_enable(void) __ksym __weak;
+/* Linux 6.13 (commit 6280cf718db0): signal another task from BPF. Before
+ * it, the loader sends the deferred kills (hand_over). */
 extern int bpf_send_signal_task(struct task_struct *task, int sig,
-				enum pid_type type, u64 value) __ksym;
+				enum pid_type type, u64 value) __ksym __weak;
 
 /* ---------------------------------------------------------------------
  * Which syscalls matter. Numbers come from the uapi headers: x86-64's
@@ -235,9 +242,8 @@ static __always_inline bool in_compat_syscall(struct task_struct *t)
 
 static __always_inline bool comm_has_name(const char *comm)
 {
-	char c[OOMK_COMM_LEN];
-	__u64 w0, w1, pat, x0, x1;
-	__u32 i, j, len = cfg.name_len;
+	__u64 w0, w1, n0, n1, m0, m1, pat, x0, x1, a, b;
+	__u32 i, len = cfg.name_len;
 
 	/* Two loads, no helper: comm is a 16-byte array in task_struct. */
 	w0 = *(const __u64 *)comm;
@@ -250,17 +256,34 @@ static __always_inline bool comm_has_name(const char *comm)
 	x1 = w1 ^ pat;
 	if (!(((x0 - ONES) & ~x0 & HIGHS) | ((x1 - ONES) & ~x1 & HIGHS)))
 		return false;
-
-	__builtin_memcpy(c, &w0, 8);
-	__builtin_memcpy(c + 8, &w1, 8);
 	if (len == 0 || len > OOMK_NAME_MAX)
 		return false;
+
+	/* The name as two little-endian words and masks of its len bytes
+	 * (constants to the verifier: frozen .rodata; volatile, or clang folds
+	 * a load of const cfg to its {}). Each start position i is one masked
+	 * compare of the 16 bytes from comm[i] (zeros shifted in past the end,
+	 * which no name byte equals), with no branch on a comm byte but the
+	 * verdict: a byte-by-byte search forked the verifier's states at every
+	 * byte, and inside the sweep's callback a 6-byte name went past its
+	 * million instructions. No stack either: 6.12 counts every byte of
+	 * the syscall programs' frames against 512 (no private stack). */
+	n0 = *(const volatile __u64 *)cfg.name;
+	n1 = *(const volatile __u64 *)(cfg.name + 8);
+	m0 = len >= 8 ? ~0ULL : (1ULL << (8 * len)) - 1;
+	m1 = len <= 8 ? 0 : (1ULL << (8 * (len - 8))) - 1;
 	for (i = 0; i + len <= OOMK_COMM_LEN; i++) {
-		for (j = 0; j < len; j++) {
-			if (c[(i + j) & (OOMK_COMM_LEN - 1)] != cfg.name[j & (OOMK_COMM_LEN - 1)])
-				break;
+		if (i == 0) {
+			a = w0;
+			b = w1;
+		} else if (i < 8) {
+			a = (w0 >> (8 * i)) | (w1 << (64 - 8 * i));
+			b = w1 >> (8 * i);
+		} else {
+			a = w1 >> (8 * (i - 8));
+			b = 0;
 		}
-		if (j == len)
+		if (!((a ^ n0) & m0) && !((b ^ n1) & m1))
 			return true;
 	}
 	return false;
@@ -478,20 +501,43 @@ static __always_inline __u64 ring_of(struct file *f)
 	return (__u64)ctx;
 }
 
+/* One word of a ring's direct-table bitmap. Not fd_chunk: this runs in
+ * ring_slot's callback, and before Linux 6.13 (no private stack) the
+ * three frames of main program, ring_slot and fd_chunk's buffer passed
+ * the verifier's 512 bytes in the fexit and kretprobe syscall programs. */
+static long fd_word(__u32 i, struct fd_walk *w)
+{
+	__u64 bits;
+
+	if (i >= w->words ||
+	    bpf_probe_read_kernel(&bits, sizeof(bits), (void *)(w->open_fds + i * sizeof(bits))))
+		return 1;
+	w->count += popcount64(bits);
+	return 0;
+}
+
+/* Before Linux 6.13 the direct table's size is the ring's nr_user_files. */
+struct io_ring_ctx___old {
+	unsigned int nr_user_files;
+} __attribute__((preserve_access_index));
+
 static __always_inline __u64 ring_direct(__u64 ring)
 {
 	struct io_ring_ctx *ctx = (struct io_ring_ctx *)ring;
 	struct fd_walk w = {};
 	__u32 nr;
 
-	if (!bpf_core_field_exists(ctx->file_table.data))
-		return 0;	/* older layouts: not counted */
-	nr = BPF_CORE_READ(ctx, file_table.data.nr);
+	if (bpf_core_field_exists(ctx->file_table.data))
+		nr = BPF_CORE_READ(ctx, file_table.data.nr);
+	else if (bpf_core_field_exists(((struct io_ring_ctx___old *)ctx)->nr_user_files))
+		nr = BPF_CORE_READ((struct io_ring_ctx___old *)ctx, nr_user_files);
+	else
+		return 0;
 	w.open_fds = (__u64)BPF_CORE_READ(ctx, file_table.bitmap);
 	if (!w.open_fds || !nr)
 		return 0;
 	w.words = (nr + 63) / 64;
-	bpf_loop((w.words + FD_CHUNK - 1) / FD_CHUNK, fd_chunk, &w, 0);
+	bpf_loop(w.words, fd_word, &w, 0);
 	return w.count;
 }
 
@@ -632,11 +678,17 @@ static __always_inline void kill(struct oomk_proc *p, struct task_struct *leader
 }
 
 /* Kill process tgid from outside its own running threads: kfuncs, so
- * tracing and syscall programs only. */
+ * tracing and syscall programs only. Before Linux 6.13 there is no kfunc
+ * to signal another task: the next sweep hands the kill to the loader. */
 static __always_inline void kill_tgid(struct oomk_proc *p, __u32 tgid)
 {
-	struct task_struct *t = bpf_task_from_pid(tgid);
+	struct task_struct *t;
 
+	if (!(cfg.flags & OOMK_CF_SIGNAL_TASK)) {
+		sweep_pending = 1;
+		return;
+	}
+	t = bpf_task_from_pid(tgid);
 	if (!t)
 		return;
 	kill(p, t, tgid, 0, false);
@@ -743,17 +795,15 @@ static __always_inline void untrack(__u32 tgid)
 /* Look up or create the target's entry. A new entry reads the fd level
  * at once, so a target that started before us, or inherited many fds,
  * is judged at its first event. NULL when the map is full. */
-static __always_inline struct oomk_proc *proc_get(struct task_struct *t, __u32 tgid,
-						  __u32 tid)
+/* A new entry for tgid (or the one another thread just made), NULL if
+ * procs is full. Not inlined, nor is thr_set(): their initial values stay
+ * off the frames of the programs that call them, which a kernel before
+ * 6.13 (no private stack) adds to their callbacks' frames against 512
+ * bytes; on 6.12 the io_uring_setup syscall programs came to 592. */
+static __noinline struct oomk_proc *proc_new(struct task_struct *leader, __u32 tgid)
 {
-	struct task_struct *leader = t->group_leader;
 	struct oomk_proc *p, init = {};
 
-	p = bpf_map_lookup_elem(&procs, &tgid);
-	if (p) {
-		rejudge(p, tgid, tid);
-		return p;
-	}
 	init.start_time = leader->start_time;
 	init.generation = cfg.generation;
 	__builtin_memcpy(init.comm, leader->comm, OOMK_COMM_LEN);
@@ -761,12 +811,24 @@ static __always_inline struct oomk_proc *proc_get(struct task_struct *t, __u32 t
 	if (!bpf_map_update_elem(&procs, &tgid, &init, BPF_NOEXIST))
 		__sync_fetch_and_add(&stats.tracked, 1);
 	p = bpf_map_lookup_elem(&procs, &tgid);
-	if (!p) {
+	if (!p)
 		/* Full: the target goes untracked; we never guess a kill. */
 		__sync_fetch_and_add(&stats.untracked, 1);
-		return NULL;
+	return p;
+}
+
+static __always_inline struct oomk_proc *proc_get(struct task_struct *t, __u32 tgid,
+						  __u32 tid)
+{
+	struct oomk_proc *p = bpf_map_lookup_elem(&procs, &tgid);
+
+	if (p) {
+		rejudge(p, tgid, tid);
+		return p;
 	}
-	fds_check(p, t, tgid, tid);
+	p = proc_new(t->group_leader, tgid);
+	if (p)
+		fds_check(p, t, tgid, tid);
 	return p;
 }
 
@@ -811,8 +873,8 @@ struct {
 	__type(value, struct oomk_thr);
 } thrs SEC(".maps");
 
-static __always_inline struct oomk_thr *thr_set(struct task_struct *t, __u32 tgid, __u32 tid,
-						__u64 seen_w, __u64 seen_r)
+static __noinline struct oomk_thr *thr_set(struct task_struct *t, __u32 tgid, __u32 tid,
+					   __u64 seen_w, __u64 seen_r)
 {
 	struct oomk_thr init = {
 		.start_time = t->start_time, .tgid = tgid,
@@ -1443,6 +1505,15 @@ static __always_inline void not_a_write(struct oomk_thr *th, struct task_struct 
 		return;
 	nr = regs->orig_ax;
 	compat = in_compat_syscall(t);
+	/* Before Linux 6.3 there is no sock_send_length to mark socket writes
+	 * as they happen: any call on a socket fd is marked here, at its exit
+	 * (tp_btf sys_exit, which nothing skips on 6.x, is in every family). */
+	if (!(cfg.flags & OOMK_CF_SOCK_TP) && syscw_sends(nr, compat) &&
+	    fd_is_socket(t, compat ? (int)regs->bx : (int)regs->di)) {
+		th->notw_mark = w;
+		__sync_fetch_and_add(&th->notw, 1);
+		return;
+	}
 	if (compat) {
 		vec = nr == NR32_writev || nr == NR32_pwritev || nr == NR32_pwritev2;
 		pos = (long)(((__u64)(__u32)regs->di << 32) | (__u32)regs->si);
@@ -1851,6 +1922,28 @@ int on_uring_submit_tp(struct trace_event_raw_io_uring_submit_req *ctx)
 	return 0;
 }
 
+/* Before Linux 6.4 the same event was io_uring_submit_sqe, with req at the
+ * same place; the loader keeps the pair the kernel has. */
+SEC("tp_btf/io_uring_submit_sqe")
+int BPF_PROG(on_uring_submit_sqe, struct io_kiocb *req)
+{
+	ur_submit(req);
+	return 0;
+}
+
+struct trace_event_raw_io_uring_submit_sqe___old {
+	struct trace_entry ent;
+	void *ctx;
+	void *req;
+} __attribute__((preserve_access_index));
+
+SEC("tracepoint/io_uring/io_uring_submit_sqe")
+int on_uring_submit_sqe_tp(struct trace_event_raw_io_uring_submit_sqe___old *ctx)
+{
+	ur_submit((struct io_kiocb *)BPF_CORE_READ(ctx, req));
+	return 0;
+}
+
 /* The task ran its io_uring task work, which frees the requests io-wq
  * finished: often after io_uring_enter has returned, on the way back to
  * user space. So the ring it last submitted to is walked here too (a
@@ -2078,8 +2171,12 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 SEC("tracepoint/sched/sched_process_fork")
 int on_fork_tp(struct trace_event_raw_sched_process_fork *ctx)
 {
-	struct task_struct *child = bpf_task_from_pid(BPF_CORE_READ(ctx, child_pid));
+	struct task_struct *child;
 
+	/* 6.1: no task kfuncs, and the loader leaves this twin out. */
+	if (!(cfg.flags & OOMK_CF_TASK_KFUNCS))
+		return 0;
+	child = bpf_task_from_pid(BPF_CORE_READ(ctx, child_pid));
 	if (child) {
 		fork_checkpoint(child);
 		bpf_task_release(child);
@@ -2122,9 +2219,12 @@ static __always_inline void rand_called(void)
  * guard, so only the uprobes need this. */
 static __always_inline int on_rand_call(void)
 {
-	bpf_preempt_disable();
+	/* Before 6.10 there are no such kfuncs, and no private stack (6.13). */
+	if (cfg.flags & OOMK_CF_PREEMPT)
+		bpf_preempt_disable();
 	rand_called();
-	bpf_preempt_enable();
+	if (cfg.flags & OOMK_CF_PREEMPT)
+		bpf_preempt_enable();
 	return 0;
 }
 
@@ -2141,22 +2241,117 @@ int BPF_KPROBE(on_rand)
  * sample finds the gate open. Runs from the loader (BPF_PROG_RUN of a
  * syscall program) right after its sysinfo(), in every family: kprobe
  * programs can't call these kfuncs on every kernel, syscall programs can.
+ * Before Linux 6.13 (no bpf_send_signal_task) the sweep only lists the
+ * tgids due, in its context, and the loader hands each back to hand_over.
  */
+/* The list sweep builds before 6.13, in .bss, not on its stack: a count
+ * on the stack that grows with each callback never lets the verifier's
+ * states converge, and the sweep did not load (E2BIG). Only the loader
+ * runs sweep, one run at a time. */
+struct oomk_due due_list;
+
 static long sweep_one(struct bpf_map *map, __u32 *key, struct oomk_proc *p, void *ctx)
 {
-	if (p->condemned && !(p->state & OOMK_ST_KILLED))
+	__u32 n;
+
+	if (!p->condemned || (p->state & OOMK_ST_KILLED))
+		return 0;
+	if (cfg.flags & OOMK_CF_SIGNAL_TASK) {
 		kill_tgid(p, *key);
+		return 0;
+	}
+	n = due_list.n;
+	if (n >= OOMK_DUE_MAX) {
+		due_list.more = 1;
+		return 1;
+	}
+	due_list.tgids[n] = *key;
+	due_list.n = n + 1;
 	return 0;
 }
 
 SEC("syscall")
-int sweep(void *ctx)
+int sweep(struct oomk_due *ctx)
 {
 	if (!live() || !sweep_pending || !gate_open())
 		return 0;
 	/* Clear first: a condemnation during the walk sets it again. */
 	sweep_pending = 0;
 	__sync_fetch_and_add(&stats.sweeps, 1);
+	if (!(cfg.flags & OOMK_CF_SIGNAL_TASK))
+		__builtin_memset(&due_list, 0, sizeof(due_list));
 	bpf_for_each_map_elem(&procs, sweep_one, NULL, 0);
+	if (cfg.flags & OOMK_CF_SIGNAL_TASK)
+		return 0;
+	if (due_list.more)
+		sweep_pending = 1;
+	__builtin_memcpy(ctx, &due_list, sizeof(due_list));
+	return 0;
+}
+
+#define SIGNAL_GROUP_EXIT	0x00000004	/* include/linux/sched/signal.h */
+
+/* Before Linux 6.13: a task iterator on one tgid the sweep listed, read by
+ * the loader after it opened a pidfd on that tgid. The same checks as
+ * kill(), then the claim; the record it writes is the loader's order to
+ * send SIGKILL through the pidfd. The pidfd was opened first, and the
+ * process checked here (its leader's start_time) was alive before that
+ * and is alive now, so it is the process the pidfd names: a reused PID is
+ * never signalled. */
+SEC("iter/task")
+int hand_over(struct bpf_iter__task *ctx)
+{
+	struct task_struct *t = ctx->task, *leader;
+	struct oomk_handover h = {};
+	struct oomk_proc *p;
+	__u32 tgid;
+
+	if (!t || !live())
+		return 0;
+	leader = t->group_leader;
+	tgid = t->tgid;
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	if (!p || !kill_due(p) || p->condemned - 1 >= OOMK_RULE_MAX ||
+	    leader->tgid != tgid || leader->start_time != p->start_time ||
+	    (BPF_CORE_READ(t, signal, flags) & SIGNAL_GROUP_EXIT) || !leader_is_target(leader))
+		return 0;
+	h.rule = p->condemned - 1;
+	h.value = p->value;
+	h.tgid = tgid;
+	__builtin_memcpy(h.comm, leader->comm, OOMK_COMM_LEN);
+	if (!claim_kill(p))
+		return 0;
+	if (cfg.dry_run) {
+		killed(p, tgid, 0, h.rule, h.value, h.comm, 0);
+		return 0;
+	}
+	__sync_fetch_and_or(&p->state, OOMK_ST_HANDED);
+	bpf_seq_write(ctx->meta->seq, &h, sizeof(h));
+	return 0;
+}
+
+/* The loader sent the kill hand_over claimed (err 0) or could not. The
+ * event is made from the claim's record: a process killed may be gone
+ * from procs already. A refusal un-claims it for the next sweep. */
+SEC("syscall")
+int kill_sent(struct oomk_handover *ctx)
+{
+	struct oomk_handover h = *ctx;
+	struct oomk_proc *p = bpf_map_lookup_elem(&procs, &h.tgid);
+
+	if (h.rule >= OOMK_RULE_MAX)
+		return 0;
+	if (p) {
+		if (!(__sync_fetch_and_and(&p->state, ~OOMK_ST_HANDED) & OOMK_ST_HANDED))
+			return 0;
+		if (h.err) {
+			kill_refused(p, h.rule);
+			return 0;
+		}
+	} else if (h.err) {
+		return 0;	/* gone before the signal: no kill */
+	}
+	count_rule(&stats.kills, stats.rule_kills, h.rule);
+	emit(OOMK_EV_KILL, h.tgid, 0, h.rule, h.value, h.comm);
 	return 0;
 }

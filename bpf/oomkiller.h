@@ -59,11 +59,21 @@ struct oomk_hold {
 #define OOMK_CF_MEM_TP	(1u << 1)	/* sample memory at the loader's sysinfo() exit */
 #define OOMK_CF_SYS_TWIN (1u << 2)	/* the classic sys_exit twin is loaded: it, not
 					 * tp_btf, counts AIO (aio_exit()) */
+/* What the kernel offers (probe.py). Each kfunc is a weak extern; a call
+ * behind a flag that is 0 is dead code to the verifier, so one object
+ * loads on every kernel. */
+#define OOMK_CF_TASK_KFUNCS (1u << 3)	/* bpf_task_from_pid/_release (Linux 6.2) */
+#define OOMK_CF_SIGNAL_TASK (1u << 4)	/* bpf_send_signal_task (Linux 6.13): else the
+					 * loader sends the deferred kills (hand_over) */
+#define OOMK_CF_PREEMPT	(1u << 5)	/* bpf_preempt_disable/_enable (Linux 6.10) */
+#define OOMK_CF_SOCK_TP	(1u << 6)	/* the sock_send_length tracepoint (Linux 6.3):
+					 * else not_a_write() looks for socket fds */
 
 /* oomk_proc.state bits */
 #define OOMK_ST_KILLED	(1u << 0)	/* SIGKILL sent (or dry-run reported) */
 #define OOMK_ST_CONDEMNING (1u << 1)	/* one rule claimed the condemnation */
 #define OOMK_ST_URING	(1u << 2)	/* has made or used an io_uring ring (urings) */
+#define OOMK_ST_HANDED	(1u << 3)	/* kill claimed, handed to the loader to send */
 
 /* Settings: one `const volatile` global in .rodata, written before load. */
 struct oomk_config {
@@ -101,6 +111,28 @@ struct oomk_event {
 	__u32 kind;		/* enum oomk_event_kind */
 	__u32 rule;		/* enum oomk_rule */
 	char comm[OOMK_COMM_LEN];
+};
+
+/* Before Linux 6.13 (no bpf_send_signal_task) a deferred kill goes
+ * through the loader. `sweep` lists the tgids due (its BPF_PROG_RUN
+ * context); for each, the loader opens a pidfd, then reads the hand_over
+ * task iterator on that tgid, which checks the process and claims the
+ * kill in one oomk_handover record; the loader sends SIGKILL through the
+ * pidfd and runs `kill_sent` with the same record and the result. */
+#define OOMK_DUE_MAX	64
+struct oomk_due {
+	__u32 n;		/* tgids listed */
+	__u32 more;		/* 1: more were due than fit: sweep again */
+	__u32 tgids[OOMK_DUE_MAX];
+};
+
+struct oomk_handover {
+	__u64 value;		/* the verdict, as the claim read it */
+	__u32 tgid;
+	__u32 rule;
+	char comm[OOMK_COMM_LEN];
+	__s32 err;		/* the loader's: 0 or -errno of pidfd_send_signal */
+	__u32 _pad;
 };
 
 /* Totals in .bss, read by the loader through the mmaped map. */

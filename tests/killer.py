@@ -183,8 +183,10 @@ class Killer:
     """
 
     def __init__(self, *args: str, json_events: bool = True, attach: bool = True,
-                 ready_timeout: float = READY_TIMEOUT, stop_timeout: float = STOP_TIMEOUT):
+                 ready_timeout: float = READY_TIMEOUT, stop_timeout: float = STOP_TIMEOUT,
+                 env: Optional[dict] = None):
         self.args = [str(OOMKILLER), *map(str, args)]
+        self.env = {**os.environ, **env} if env else None
         if json_events:
             self.args.append("--json")
         if attach:
@@ -213,7 +215,7 @@ class Killer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+                                     stderr=subprocess.PIPE, text=True, bufsize=1, env=self.env)
         try:
             for target, stream in ((self._read_stdout, self.proc.stdout),
                                    (self._read_stderr, self.proc.stderr)):
@@ -257,6 +259,17 @@ class Killer:
         self.proc.wait()  # stderr closes a moment before the exit can be reaped
         with self._cond:
             self._cond.notify_all()
+
+    @property
+    def kernel_notes(self) -> list[str]:
+        """The ready line's `; kernel: ...` parts: what this kernel changes."""
+        return [part.split(": ", 1)[1] for part in (self.ready_line or "").strip().split("; ")
+                if part.startswith("kernel: ")]
+
+    @property
+    def rules_off(self) -> dict[str, str]:
+        """Rules this kernel can't enforce (the ready line says so), and why."""
+        return dict(note.split(" off: ", 1) for note in self.kernel_notes if " off: " in note)
 
     def send_signal(self, sig: int) -> None:
         assert self.proc is not None

@@ -23,7 +23,15 @@ def test_seed_table_is_complete():
 
 @pytest.mark.parametrize("prog", sorted(MUST_DIE))
 def test_seed_violator_dies_by_sigkill(default_killer, bystander, prog):
+    why_off = default_killer.rules_off.get(MUST_DIE[prog])
     res = K.run(prog)
+    if why_off is not None:
+        # A kernel without what the rule needs (Debian 12's 6.1 has no
+        # sock_send_length): the ready line says so, and nothing dies by it.
+        assert "sock_send_length" in why_off and "Linux 6.3+" in why_off, why_off
+        assert res.ok and res.stdout.startswith("done"), res.describe()
+        assert not default_killer.find_events(pid=res.pid)
+        return
     assert res.killed, f"expected SIGKILL: {res.describe()}"
     assert "done" not in res.stdout, res.describe()
     ev = default_killer.wait_event(pid=res.pid, kind="kill")

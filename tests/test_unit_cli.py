@@ -427,6 +427,7 @@ class FakeProbe:
         return func not in self.missing
 
     in_kallsyms = in_btf
+    has_event = in_btf
 
 
 

@@ -179,7 +179,7 @@ def test_two_swapped_fields_of_one_size_are_caught():
                    "but kills at 8 in oomkiller/abi.py"), why
 
 
-_CTYPES = {"__u64": 8, "__u32": 4, "char": 1}
+_CTYPES = {"__u64": 8, "__u32": 4, "__s32": 4, "char": 1}
 
 
 def header_struct(name: str) -> list[tuple[str, int]]:
@@ -190,7 +190,7 @@ def header_struct(name: str) -> list[tuple[str, int]]:
     body = re.search(r"struct %s \{(.*?)\n\};" % name, text, re.S).group(1)
     body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
     fields = []
-    for ctype, fname, dim in re.findall(r"(__u64|__u32|char|struct \w+)\s+(\w+)(?:\[(\w+)\])?;",
+    for ctype, fname, dim in re.findall(r"(__u64|__u32|__s32|char|struct \w+)\s+(\w+)(?:\[(\w+)\])?;",
                                         body):
         n = (int(dim) if dim.isdigit() else consts[dim]) if dim else 1
         size = (sum(sz for _, sz in header_struct(ctype.split()[1])) if ctype.startswith("struct ")
@@ -276,30 +276,28 @@ def test_missing_libbpf_is_a_clear_error(monkeypatch):
         _libbpf.libbpf()
 
 
-# -- kfuncs: what a kernel too old for the object is told ----------------------
+# -- kfuncs: each is optional, behind the flag its kernels set ---------------
 
-def test_every_kfunc_the_object_calls_has_its_release():
-    """kfuncs() reads the object's extern FUNCs; each is in KFUNC_SINCE,
-    so a kernel without it is told which release has it."""
-    from oomkiller.probe import KFUNC_SINCE, kfuncs
+def test_every_kfunc_the_object_calls_is_behind_a_kernel_flag():
+    """kfuncs() reads the object's extern FUNCs; each is in a group of
+    families.KFUNC_FLAGS, so a kernel without it loads the object with that
+    bit clear and the call dead (docs/KERNELS.md)."""
+    from oomkiller.families import KFUNC_FLAGS
+    from oomkiller.probe import kfuncs
     data = (ROOT / "build" / "oomkiller.bpf.o").read_bytes()
-    assert sorted(kfuncs(_libbpf.libbpf(), data)) == sorted(KFUNC_SINCE)
+    grouped = {f for _, funcs in KFUNC_FLAGS for f in funcs}
+    assert sorted(kfuncs(_libbpf.libbpf(), data)) == sorted(grouped)
     assert kfuncs(_libbpf.libbpf(), b"not an object") == []
 
 
-@pytest.mark.parametrize("absent, since", [
-    ((), None),
-    (("bpf_send_signal_task",), "6.13"),
-    (("bpf_task_from_pid", "bpf_task_release", "bpf_preempt_disable"), "6.10"),
-])
-def test_a_kernel_lacking_kfuncs_is_told_in_one_line(absent, since):
-    from oomkiller.probe import KFUNC_SINCE, KernelProbe
+def test_this_kernel_is_above_the_floor_and_a_kernel_below_it_is_told_in_one_line(monkeypatch):
+    from oomkiller.probe import LACK_ENV, KernelProbe
     probe = KernelProbe(lambda: None, LibbpfLog(), lambda _: None)
-    probe._btf_funcs = {k: k not in absent for k in KFUNC_SINCE}
-    line = probe.lacking(KFUNC_SINCE)
-    if since is None:
-        assert line is None
-        return
-    assert line == (f"this kernel ({os.uname().release}) lacks {', '.join(absent)} "
-                    f"(Linux {since}+): boot Linux {since} or newer "
-                    "(Debian: linux-image-amd64 from trixie-backports)")
+    assert probe.floor() is None
+    monkeypatch.setenv(LACK_ENV, "bpf_send_signal_task,bpf_iter_link_info")
+    old = KernelProbe(lambda: None, LibbpfLog(), lambda _: None)
+    assert old.floor() == (f"this kernel ({os.uname().release}) lacks the BPF task iterator's "
+                           "process filter (Linux 6.1+): boot Linux 6.1 or newer "
+                           "(Debian 12's own kernel or later)")
+    old.close()
+    probe.close()

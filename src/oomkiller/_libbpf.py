@@ -87,6 +87,26 @@ class BpfTestRunOpts(Structure):
     ]
 
 
+class BpfIterTaskInfo(Structure):
+    """union bpf_iter_link_info, its `task` member (Linux 6.1), padded to the
+    union's 16 bytes: iterate the threads of one process."""
+    _fields_ = [
+        ("tid", c_uint32),
+        ("pid", c_uint32),
+        ("pid_fd", c_uint32),
+        ("_pad", c_uint32),
+    ]
+
+
+class BpfIterAttachOpts(Structure):
+    """struct bpf_iter_attach_opts, libbpf 1.1.2."""
+    _fields_ = [
+        ("sz", c_size_t),
+        ("link_info", c_void_p),
+        ("link_info_len", c_uint32),
+    ]
+
+
 class BpfMapInfo(Structure):
     """struct bpf_map_info, linux/bpf.h (88 bytes); the kernel fills what it knows."""
     _fields_ = [
@@ -163,6 +183,8 @@ class BtfVarSecinfo(Structure):
 
 
 BTF_KIND_STRUCT = 4
+BTF_KIND_UNION = 5
+BTF_KIND_TYPEDEF = 8
 BTF_KIND_FUNC = 12
 BTF_FUNC_EXTERN = 2  # a FUNC's linkage, in its vlen bits
 BTF_KIND_VAR = 14
@@ -229,6 +251,9 @@ LIBBPF_FUNCS: tuple[Decl, ...] = (
     ("bpf_program__attach", BpfLink, [BpfProgram], PTR),
     # (prog, retprobe, pid (-1: every process), binary path, file offset)
     ("bpf_program__attach_uprobe", BpfLink, [BpfProgram, c_bool, c_int, c_char_p, c_size_t], PTR),
+    ("bpf_program__attach_iter", BpfLink, [BpfProgram, POINTER(BpfIterAttachOpts)], PTR),
+    ("bpf_link__fd", c_int, [BpfLink], INT),
+    ("bpf_iter_create", c_int, [c_int], INT),
     ("bpf_object__find_program_by_name", BpfProgram, [BpfObject, c_char_p], None),
     ("bpf_program__fd", c_int, [BpfProgram], INT),
     ("bpf_link__destroy", c_int, [BpfLink], None),

@@ -8,7 +8,7 @@ or events.
 
 from __future__ import annotations
 
-from ctypes import Structure, c_char, c_uint32, c_uint64
+from ctypes import Structure, c_char, c_int32, c_uint32, c_uint64
 
 OOMK_COMM_LEN = 16
 OOMK_NAME_MAX = 15
@@ -30,6 +30,12 @@ LIB_PENDING, LIB_PROBED, LIB_NONE, LIB_UNPROBEABLE = range(4)
 CF_SYS_TP = 1 << 0
 CF_MEM_TP = 1 << 1
 CF_SYS_TWIN = 1 << 2
+CF_TASK_KFUNCS = 1 << 3
+CF_SIGNAL_TASK = 1 << 4
+CF_PREEMPT = 1 << 5
+CF_SOCK_TP = 1 << 6
+
+OOMK_DUE_MAX = 64
 
 
 class OomkConfig(Structure):
@@ -112,6 +118,25 @@ class OomkHold(Structure):
     ]
 
 
+class OomkDue(Structure):
+    _fields_ = [
+        ("n", c_uint32),
+        ("more", c_uint32),
+        ("tgids", c_uint32 * OOMK_DUE_MAX),
+    ]
+
+
+class OomkHandover(Structure):
+    _fields_ = [
+        ("value", c_uint64),
+        ("tgid", c_uint32),
+        ("rule", c_uint32),
+        ("comm", c_char * OOMK_COMM_LEN),
+        ("err", c_int32),
+        ("_pad", c_uint32),
+    ]
+
+
 # C struct name -> mirror, for the BTF member-by-member check.
 SHARED_STRUCTS = {
     "oomk_config": OomkConfig,
@@ -120,4 +145,6 @@ SHARED_STRUCTS = {
     "oomk_stats": OomkStats,
     "oomk_file_id": OomkFileId,
     "oomk_hold": OomkHold,
+    "oomk_due": OomkDue,
+    "oomk_handover": OomkHandover,
 }

@@ -28,11 +28,17 @@ def _families_text(k: "Killer") -> str:
     return " ".join(f"{src}={fam}" for src, fam in families_in_use(k).items())
 
 
+def kernel_notes(k: "Killer") -> list[str]:
+    assert k.plan is not None
+    return k.plan.kernel_notes()
+
+
 def ready_line(k: "Killer") -> str:
     st = k.stats
     gate = "gate open" if st.gate_open else "gate closed"
+    kernel = "".join(f"; kernel: {note}" for note in kernel_notes(k))
     return (f"oomkiller: ready: families {_families_text(k)}; policy {k.s.policy_text()}; "
-            f"memory used {format_size(st.mem_used)} ({gate})")
+            f"memory used {format_size(st.mem_used)} ({gate}){kernel}")
 
 
 def status_line(k: "Killer") -> str:
@@ -62,6 +68,7 @@ def state(k: "Killer") -> dict:
         "started": k.started.isoformat(timespec="seconds"),
         "generation": k.generation,
         "families": families_in_use(k),
+        "kernel": kernel_notes(k),
         "policy": k.s.policy_text(),
         "capacity": k.s.capacity,
         "interval": k.s.interval,

@@ -69,6 +69,45 @@ RULE_PROGS = (("on_rand", ("rand",)), ("on_sock_send", ("tcp-packets", "writes")
               ("on_uring", ("fds", "writes", "read-bytes")))
 
 
+# What the kernel offers, as oomk_config.flags bits (kernel_flags()). Each
+# kfunc group is a weak extern in the object, called only behind its bit.
+KFUNC_FLAGS = (
+    (abi.CF_TASK_KFUNCS, ("bpf_task_from_pid", "bpf_task_release")),        # Linux 6.2
+    (abi.CF_SIGNAL_TASK, ("bpf_send_signal_task", "bpf_task_from_pid",
+                          "bpf_task_release")),                              # Linux 6.13
+    (abi.CF_PREEMPT, ("bpf_preempt_disable", "bpf_preempt_enable")),         # Linux 6.10
+)
+# Rules a kernel can lack: rule -> (the event its programs hook, since when).
+# TCP segments are counted in sock_send_length (Linux 6.3) in every family;
+# before it there is no tracepoint on the send path, and no family's hook
+# there was proven exact (docs/KERNELS.md has the fexit plan).
+EVENT_RULES = {"tcp-packets": ("sock_send_length", "6.3")}
+# Programs only some kernels need: the classic fork twin finds the child by
+# pid (a task kfunc: 6.2); the loader's deferred kill path serves kernels
+# without bpf_send_signal_task (6.13).
+NEEDS_FLAG = {"on_fork_tp": abi.CF_TASK_KFUNCS}
+UNLESS_FLAG = {"hand_over": abi.CF_SIGNAL_TASK, "kill_sent": abi.CF_SIGNAL_TASK}
+
+
+def kernel_flags(probe: Probe) -> int:
+    """The OOMK_CF_* bits that say what this kernel offers."""
+    flags = 0
+    for bit, funcs in KFUNC_FLAGS:
+        if all(probe.in_btf(f) for f in funcs):
+            flags |= bit
+    if probe.has_event("sock_send_length"):
+        flags |= abi.CF_SOCK_TP
+    return flags
+
+
+def event_of(section: str) -> Optional[str]:
+    """The trace event a tp_btf/ or tracepoint/ section hooks."""
+    kind, _, rest = section.partition("/")
+    if kind not in ("tp_btf", "tracepoint", "tp") or not rest:
+        return None
+    return rest.rsplit("/", 1)[-1]
+
+
 def needed(name: str, enabled: set[str]) -> bool:
     """Whether program `name` serves a rule in `enabled` (or every rule)."""
     for prefix, rules in RULE_PROGS:
@@ -117,6 +156,9 @@ class Probe(Protocol):
     def tp_btf_preemptible(self) -> bool:
         """Whether a tp_btf program can be preempted while it runs."""
 
+    def has_event(self, name: str) -> bool:
+        """Whether the kernel has trace event `name` (its btf_trace_ type)."""
+
 
 @dataclass
 class Choice:
@@ -134,6 +176,21 @@ class Plan:
     flags: int                               # oomk_config.flags
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # why better families were passed over
+    features: int = 0                        # kernel_flags(): oomk_config.flags too
+    rules_off: dict[str, str] = field(default_factory=dict)  # rule -> why this kernel can't
+
+    @property
+    def cfg_flags(self) -> int:
+        return self.flags | self.features
+
+    def kernel_notes(self) -> list[str]:
+        """What this kernel changes: rules it can't enforce, and who sends
+        the deferred kills (ready line, status, selftest)."""
+        notes = [f"{rule} off: {why}" for rule, why in self.rules_off.items()]
+        if not self.features & abi.CF_SIGNAL_TASK:
+            notes.append("deferred kills sent by the loader: no bpf_send_signal_task "
+                         "(Linux 6.13+)")
+        return notes
 
     @property
     def all_tracepoint(self) -> bool:
@@ -211,16 +268,28 @@ def make_plan(progs: Sequence[Prog], attach: str, probe: Probe) -> Plan:
                 raise FamilyUnavailable(
                     f"attach family {attach} unavailable for {source}: {c.unavailable}")
         chosen[source] = c
-    return _assemble(progs, chosen, notes)
+    return _assemble(progs, chosen, notes, probe)
 
 
 def tracepoint_plan(progs: Sequence[Prog], probe: Probe) -> Plan:
     return make_plan(progs, "tracepoint", probe)
 
 
-def _assemble(progs: Sequence[Prog], chosen: dict[str, Choice], notes: list[str]) -> Plan:
+def _assemble(progs: Sequence[Prog], chosen: dict[str, Choice], notes: list[str],
+              probe: Probe) -> Plan:
     wanted = {name for c in chosen.values() for name in c.programs}
-    autoload = [p.name for p in progs if p.variant is None or p.name in wanted]
+    features = kernel_flags(probe)
+    autoload, absent = [], []
+    for p in progs:
+        if p.variant is not None and p.name not in wanted:
+            continue
+        event, need = event_of(p.section), NEEDS_FLAG.get(p.name, 0)
+        if event and not probe.has_event(event):
+            absent.append((p.name, f"no {event} event in this kernel"))
+        elif features & need == need and not features & UNLESS_FLAG.get(p.name, 0):
+            autoload.append(p.name)
+    rules_off = {rule: f"no {event} tracepoint (Linux {since}+)"
+                 for rule, (event, since) in EVENT_RULES.items() if not probe.has_event(event)}
     flags = 0
     if TP_SYS_EXIT in chosen["sys"].programs:
         flags |= abi.CF_SYS_TP
@@ -228,7 +297,7 @@ def _assemble(progs: Sequence[Prog], chosen: dict[str, Choice], notes: list[str]
         flags |= abi.CF_MEM_TP
     if TP_SYS_EXIT_TWIN in wanted:
         flags |= abi.CF_SYS_TWIN
-    skipped = [s for c in chosen.values() for s in c.skipped]
+    skipped = [s for c in chosen.values() for s in c.skipped] + absent
     fams = {s: c.family for s, c in chosen.items()}
     fams["tcp"] = FIXED["tcp"]
-    return Plan(fams, autoload, flags, skipped, notes)
+    return Plan(fams, autoload, flags, skipped, notes, features, rules_off)

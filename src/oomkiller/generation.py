@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from oomkiller import _libbpf, abi, families, rules
-from oomkiller._libbpf import BpfLink, BpfMap, BpfObject
+from oomkiller._libbpf import BpfLink, BpfMap, BpfObject, BpfProgram
 from oomkiller.settings import SELFTEST_PID_ENV, Settings
 
 # Maps the next generation shares with the running one on reload: counters,
@@ -30,6 +30,9 @@ SHARED_MAPS = ("procs", "thrs", "events", "kp_args", "libs", "holds", "urings")
 # Programs the loader attaches itself, per file (libprobes.py): a bare
 # `uprobe` section names no file for libbpf to attach to.
 MANUAL_SECTIONS = ("uprobe",)
+# Programs the loader runs (BPF_PROG_RUN) or reads (a task iterator on one
+# process, handover.py), never attached for good.
+RUN_SECTIONS = ("syscall", "iter/task")
 
 
 class SetupError(Exception):
@@ -152,7 +155,7 @@ class Generation:
         self.links: list[BpfLink] = []
         self.prog_fds: dict[str, int] = {}  # attached programs, for recursion misses
         self.loaded: list[str] = []  # program names, as the plan and the rules left them
-        self.sweep_fd = -1
+        self.runs: dict[str, BpfProgram] = {}  # RUN_SECTIONS programs, by name
         self.origin = source.origin
         self.obj = source.open(lib)
         try:
@@ -179,7 +182,7 @@ class Generation:
     def close(self) -> None:
         while self.links:
             self.lib.bpf_link__destroy(self.links.pop())
-        self.prog_fds, self.sweep_fd = {}, -1
+        self.prog_fds, self.runs = {}, {}
         if self.obj:
             self.lib.bpf_object__close(self.obj)
             self.obj = BpfObject()
@@ -249,7 +252,7 @@ class Generation:
         cfg.loader_tgid = os.getpid()
         cfg.exempt_tgid = exempt_tgid()
         cfg.dry_run = int(self.s.dry_run)
-        cfg.flags = plan.flags
+        cfg.flags = plan.cfg_flags
         cfg.name_len = len(name)
         cfg.name = name  # c_char array: NUL padded
         cfg.generation = self.number
@@ -292,9 +295,8 @@ class Generation:
                 continue
             name = self.lib.bpf_program__name(p).decode()
             section = (self.lib.bpf_program__section_name(p) or b"").decode()
-            if section == "syscall":  # run by BPF_PROG_TEST_RUN, nothing to attach
-                if name == "sweep":
-                    self.sweep_fd = self.lib.bpf_program__fd(p)
+            if section in RUN_SECTIONS:
+                self.runs[name] = p
                 continue
             if section in MANUAL_SECTIONS:
                 self.prog_fds[name] = self.lib.bpf_program__fd(p)
@@ -305,10 +307,19 @@ class Generation:
             except OSError as e:
                 raise AttachFailed(f"failed to attach {name} ({section}): {e.strerror}: "
                                    "run with -v for libbpf's log") from None
-        if self.sweep_fd < 0:
+        if "sweep" not in self.runs:
             raise SetupError("the BPF object has no sweep program: rebuild it with make")
         self.say(f"loaded {len(self.loaded)} programs, attached {len(self.links)}: "
                  + " ".join(self.loaded))
+
+    def run(self, name: str, ctx: Optional[ctypes.Structure] = None) -> None:
+        """BPF_PROG_RUN of syscall program `name`, with `ctx` in and out."""
+        opts = _libbpf.BpfTestRunOpts()
+        opts.sz = sizeof(opts)
+        if ctx is not None:
+            opts.ctx_in = ctypes.addressof(ctx)
+            opts.ctx_size_in = sizeof(ctx)
+        self.lib.bpf_prog_test_run_opts(self.lib.bpf_program__fd(self.runs[name]), byref(opts))
 
     def has_program(self, name: str) -> bool:
         """Whether program `name` is loaded in this generation."""

@@ -17,8 +17,8 @@ import time
 from ctypes import byref, sizeof
 from typing import Callable, Optional, TextIO
 
-from oomkiller import (_libbpf, abi, describe, families, instance, journal, objsource,
-                       sdnotify, tracefs)
+from oomkiller import (_libbpf, abi, describe, families, handover, instance, journal,
+                       objsource, sdnotify, tracefs)
 from oomkiller.bpflog import LibbpfLog
 from oomkiller.eventout import EventStream
 from oomkiller.generation import (AttachFailed, Generation, LoadFailed, SetupError,  # noqa: F401
@@ -28,7 +28,7 @@ from oomkiller.libprobes import RandProbes
 from oomkiller.livestats import LiveStats, LossWatch
 from oomkiller.messages import Messages, fileno
 from oomkiller.metrics import Exporter
-from oomkiller.probe import KernelProbe, kfuncs
+from oomkiller.probe import KernelProbe
 from oomkiller.settings import Settings
 
 # Poll at most this long at once, so a signal that lands just before
@@ -46,9 +46,9 @@ def first_generation(lib: ctypes.CDLL, source: Source, settings: Settings,
     Whatever fails, no half-loaded generation is left behind."""
     gen = Generation(lib, source, settings, 0, say)
     try:
-        lacks = probe.lacking(kfuncs(lib, source.data))
-        if lacks:
-            raise SetupError(lacks)
+        too_old = probe.floor()
+        if too_old:
+            raise SetupError(too_old)
         progs = gen.programs()
         try:
             plan = families.make_plan(progs, settings.attach, probe)
@@ -297,10 +297,8 @@ class Killer:
         if first and self.stats.samples == before:
             raise SetupError("the BPF memory sampler did not run after sysinfo(): "
                              "run with -v and report this as a bug")
-        opts = _libbpf.BpfTestRunOpts()
-        opts.sz = sizeof(opts)
         try:
-            self.lib.bpf_prog_test_run_opts(self.gen.sweep_fd, byref(opts))
+            handover.sweep(self.gen, self.plan.cfg_flags, self.warn)
         except OSError as e:
             self.warn(f"sweep failed: {e.strerror}")
         else:

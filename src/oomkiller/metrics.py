@@ -57,6 +57,10 @@ def render(k: "Killer", skipped: dict[str, int]) -> str:
     limits = k.s.limits
     t.metric("oomkiller_rule_enabled", "gauge", "1 if the rule is on, 0 if it is off.",
              [({"rule": r.name}, int(limits[r.id] < OFF)) for r in RULES])
+    off = k.plan.rules_off if k.plan is not None else {}
+    t.metric("oomkiller_rule_supported", "gauge",
+             "1 if this kernel can enforce the rule, 0 if it lacks what the rule needs.",
+             [({"rule": r.name}, int(r.name not in off)) for r in RULES])
     t.metric("oomkiller_rule_limit", "gauge", "The limit of each rule that is on.",
              [({"rule": r.name}, limits[r.id]) for r in RULES if limits[r.id] < OFF])
     t.metric("oomkiller_tracked_processes", "gauge", "Targets in the process map.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from typing import Callable, Iterable, Optional
+from typing import Callable, Optional
 
 from oomkiller import _libbpf, families
 from oomkiller._libbpf import BpfObject
@@ -16,14 +16,10 @@ ENOTSUPP = 524  # the kernel-internal errno a BPF feature the kernel lacks retur
 KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
 KPROBE_EVENTS = ("/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/tracing/kprobe_events")
 
-# The release that added each kfunc the object calls (its `.ksyms`). libbpf
-# resolves every kfunc extern at load, so a kernel without one refuses the
-# whole object with EINVAL; KernelProbe.lacking() says which, and since when.
-KFUNC_SINCE = {
-    "bpf_task_from_pid": (6, 2), "bpf_task_release": (6, 2),
-    "bpf_preempt_disable": (6, 10), "bpf_preempt_enable": (6, 10),
-    "bpf_send_signal_task": (6, 13),
-}
+# Tests only: a comma-separated list of kfuncs and trace events this probe
+# reports absent, so the fallbacks older kernels take (families.KFUNC_FLAGS,
+# EVENT_RULES) run on this machine too. Never set by a user-facing path.
+LACK_ENV = "OOMKILLER_TEST_LACK"
 
 
 def kfuncs(lib: ctypes.CDLL, data: bytes) -> list[str]:
@@ -72,6 +68,7 @@ class KernelProbe:
         self._vmlinux: Optional[_libbpf.Btf] = None
         self._kallsyms: Optional[set[str]] = None
         self._fentry: Optional[tuple[Optional[str]]] = None
+        self._lack = set(filter(None, os.environ.get(LACK_ENV, "").split(",")))
 
     def tp_btf_preemptible(self) -> bool:
         return tp_btf_preemptible()
@@ -95,31 +92,54 @@ class KernelProbe:
             self._kallsyms = names
         return func in self._kallsyms
 
-    def lacking(self, kfuncs: Iterable[str]) -> Optional[str]:
-        """One line naming the kfuncs the object calls that this kernel
-        lacks, and the release that has them all; None if it has them."""
-        missing = [k for k in kfuncs if not self.in_btf(k)]
-        if not missing:
+    def floor(self) -> Optional[str]:
+        """One line if this kernel is too old for the object, else None. Every
+        kfunc is optional (families.KFUNC_FLAGS); what is not: a way to kill
+        a process from outside it. Before bpf_send_signal_task (6.13) that is
+        the loader, told whom by a task iterator on one process (6.1)."""
+        if self.in_btf("bpf_send_signal_task") or "task" in self._members("bpf_iter_link_info"):
             return None
-        since = ".".join(map(str, max(KFUNC_SINCE.get(k, (0, 0)) for k in missing)))
-        return (f"this kernel ({os.uname().release}) lacks {', '.join(missing)} "
-                f"(Linux {since}+): boot Linux {since} or newer "
-                "(Debian: linux-image-amd64 from trixie-backports)")
+        return (f"this kernel ({os.uname().release}) lacks the BPF task iterator's process "
+                "filter (Linux 6.1+): boot Linux 6.1 or newer (Debian 12's own kernel or later)")
+
+    def _btf(self) -> Optional[_libbpf.Btf]:
+        if self._vmlinux is None:
+            try:
+                self._vmlinux = _libbpf.libbpf().btf__load_vmlinux_btf()
+            except OSError:
+                return None
+        return self._vmlinux
+
+    def _find(self, name: str, kind: int) -> Optional[int]:
+        btf = self._btf()
+        if btf is None or name in self._lack:
+            return None
+        try:
+            return _libbpf.libbpf().btf__find_by_name_kind(btf, name.encode(), kind)
+        except OSError:
+            return None
+
+    def _members(self, union: str) -> set[str]:
+        type_id = self._find(union, _libbpf.BTF_KIND_UNION)
+        if type_id is None:
+            return set()
+        lib = _libbpf.libbpf()
+        t = lib.btf__type_by_id(self._vmlinux, type_id).contents
+        addr = ctypes.addressof(t) + ctypes.sizeof(_libbpf.BtfType)
+        return {(lib.btf__name_by_offset(self._vmlinux, m.name_off) or b"").decode()
+                for m in (_libbpf.BtfMember * t.vlen).from_address(addr)}
 
     def in_btf(self, func: str) -> bool:
         if func not in self._btf_funcs:
-            lib = _libbpf.libbpf()
-            if self._vmlinux is None:
-                try:
-                    self._vmlinux = lib.btf__load_vmlinux_btf()
-                except OSError:
-                    return False
-            try:
-                lib.btf__find_by_name_kind(self._vmlinux, func.encode(), _libbpf.BTF_KIND_FUNC)
-                self._btf_funcs[func] = True
-            except OSError:
-                self._btf_funcs[func] = False
+            self._btf_funcs[func] = self._find(func, _libbpf.BTF_KIND_FUNC) is not None
         return self._btf_funcs[func]
+
+    def has_event(self, name: str) -> bool:
+        """Every trace event has a `btf_trace_<name>` typedef in vmlinux BTF
+        (its tp_btf prototype); the classic tracepoint is the same event."""
+        if name in self._lack:
+            return False
+        return self._find(f"btf_trace_{name}", _libbpf.BTF_KIND_TYPEDEF) is not None
 
     def fentry_ok(self, prog: families.Prog) -> Optional[str]:
         """Load one trampoline program in a throwaway instance of the object:

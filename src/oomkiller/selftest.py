@@ -34,8 +34,10 @@ from oomkiller.rules import RULES
 from oomkiller.selfwork import WORKLOAD
 from oomkiller.settings import SELFTEST_PID_ENV
 
-# Small limits, so that each row takes a moment.
-LIMITS = {"fds": 20, "writes": 20, "read-bytes": 256 * 1024, "threads": 20, "rand": 20,
+# Small limits, so that each row takes a moment. read-bytes leaves room for
+# what Python reads as it starts (~2 MiB): the rand row's process is a target
+# from its exec on (Runs.executable).
+LIMITS = {"fds": 20, "writes": 20, "read-bytes": 16 * 1024 * 1024, "threads": 20, "rand": 20,
           "tcp-packets": 50}
 SOURCE = {"fds": "sys", "writes": "sys", "read-bytes": "sys", "tcp-packets": "tcp",
           "rand": "rand", "threads": "fork"}
@@ -111,6 +113,20 @@ class Killer:
         text = (self.ready or "").split("families ", 1)[-1].split(";", 1)[0]
         return dict(f.split("=", 1) for f in text.split() if "=" in f)
 
+    def kernel_notes(self) -> list[str]:
+        """The ready line's `; kernel: ...` parts (families.Plan.kernel_notes)."""
+        return [part.split(": ", 1)[1] for part in (self.ready or "").strip().split("; ")
+                if part.startswith("kernel: ")]
+
+    def rules_off(self) -> dict[str, str]:
+        """Rules this kernel can't enforce, and why."""
+        off = {}
+        for note in self.kernel_notes():
+            rule, sep, why = note.partition(" off: ")
+            if sep and rule in LIMITS:
+                off[rule] = why
+        return off
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -153,12 +169,26 @@ class Runs:
     def __init__(self, tmp: str, port: int) -> None:
         self.tmp, self.port, self.procs = tmp, port, []
 
+    def executable(self, name: str, rule: str) -> str:
+        """Python, or for rand a symlink to it called `name`: exec names the
+        process after the file, so it is a target before it maps libc and
+        BPF sees that mapping. (A process renamed into a target later is
+        counted only in libraries BPF saw it map, or that the killer maps
+        itself and could key: not the case where libc lies on an overlay,
+        as in the VM lane's guests; OPERATIONS lists it.)"""
+        if rule != "rand":
+            return sys.executable
+        path = os.path.join(self.tmp, name)
+        if not os.path.lexists(path):
+            os.symlink(os.path.realpath(sys.executable), path)
+        return path
+
     def run(self, name: str, rule: str, count: int) -> tuple[int, Optional[float], int]:
         """(returncode, µs from the last unit's start to the reap, pid)."""
         stamp = os.path.join(self.tmp, f"stamp{len(self.procs)}")
         with open(stamp, "wb") as f:
             f.write(bytes(8))
-        proc = subprocess.Popen([sys.executable, "-c", WORKLOAD, name, rule, str(count),
+        proc = subprocess.Popen([self.executable(name, rule), "-c", WORKLOAD, name, rule, str(count),
                                  str(self.port), stamp], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.procs.append(proc)
@@ -203,6 +233,9 @@ def table(rows: list[dict], fams: dict[str, str]) -> list[str]:
     out = [f"{'RULE':<12} {'FAMILY':<11} {'LIMIT':>7}  BELOW LIVES  AT LIMIT DIES  "
            "NON-TARGET LIVES  KILL LATENCY"]
     for r in rows:
+        if "off" in r:
+            out.append(f"{r['rule']:<12} {'off':<11} {'-':>7}  this kernel can't: {r['off']}")
+            continue
         lat = f"{r['latency_us']:.0f} µs" if r["latency_us"] is not None else "-"
         fam = fams.get(SOURCE[r["rule"]], "tracepoint")
         out.append(f"{r['rule']:<12} {fam:<11} {r['limit']:>7}  {yes(r['below_lives']):<11}  "
@@ -234,11 +267,16 @@ def main(args: Sequence[str]) -> int:
                 why = k.stderr[-1].removeprefix("oomkiller: ") if k.stderr else \
                     f"no ready line in {READY_TIMEOUT:.0f}s"
                 return fail(f"the selftest's killer did not start: {why}")
-            rows = [check_rule(k, runs, f"{name}-w", r.name) for r in RULES]
+            off = k.rules_off()
+            rows = [{"rule": r.name, "off": off[r.name]} if r.name in off
+                    else check_rule(k, runs, f"{name}-w", r.name) for r in RULES]
             for line in table(rows, k.families()):
                 sys.stdout.write(line + "\n")
-            good = all(r["below_lives"] and r["at_limit_dies"] and r["non_target_lives"]
-                       for r in rows)
+            for note in k.kernel_notes():
+                if note.partition(" off: ")[0] not in off:
+                    sys.stdout.write(f"kernel: {note}\n")
+            good = all("off" in r or (r["below_lives"] and r["at_limit_dies"] and
+                                      r["non_target_lives"]) for r in rows)
             sys.stdout.write("every rule holds\n" if good else "a rule does NOT hold\n")
             return EXIT_OK if good else EXIT_FAILURE
         except KeyboardInterrupt:

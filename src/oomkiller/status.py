@@ -140,6 +140,7 @@ def collect() -> dict:
         "gate_open": bool(stats.gate_open),
         "mem_used_bytes": stats.mem_used,
         "families": state.get("families", {}),
+        "kernel": state.get("kernel", []),
         "kills": stats.kills,
         "condemned": stats.condemned,
         "dry_runs": stats.dry_runs,
@@ -178,6 +179,7 @@ def format_text(st: dict) -> str:
         f"memory:   {format_size(st['mem_used_bytes'])} used, gate {gate} "
         f"(opens at {format_size(pol['min_used_bytes'])})",
         f"families: {fams}",
+        *(f"kernel:   {note}" for note in st.get("kernel", [])),
         f"totals:   kills {st['kills']}, condemned {st['condemned']}, dry-runs {st['dry_runs']}, "
         f"kills refused {st['kill_failed']}, "
         f"tracked {st['tracked']}/{st['capacity']}, dropped {st['dropped']}, "
