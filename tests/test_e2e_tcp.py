@@ -14,6 +14,9 @@ SEND_PATHS = ["send", "sendto", "sendmsg", "write", "writev", "sendfile", "splic
 @pytest.fixture(scope="module")
 def tcp_killer(gate_open_ballast):
     with K.Killer("--max-tcp-packets", LIMIT) as k:
+        why = k.rules_off.get("tcp-packets")
+        if why:  # Debian 12's 6.1; test_e2e_seed and the kernel floor test prove it off
+            pytest.skip(f"this kernel can't count TCP packets: {why}")
         yield k
 
 
