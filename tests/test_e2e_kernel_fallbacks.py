@@ -67,9 +67,11 @@ def test_without_bpf_send_signal_task_the_loader_sends_the_deferred_kill(e2e_ses
 
 
 @pytest.fixture(scope="module")
-def like_6_1(gate_open_ballast):
+def like_6_1(gate_open_ballast, tmp_path_factory):
     """The default policy with every 6.1 fallback at once."""
-    with K.Killer(env={LACK: LIKE_6_1}) as k:
+    prom = tmp_path_factory.mktemp("metrics") / "oomkiller.prom"
+    with K.Killer("--metrics-file", prom, env={LACK: LIKE_6_1}) as k:
+        k.prom = prom
         yield k
         wrong = [e for e in k.events if e.get("event") == "kill" and "oomp" not in e.get("comm", "")]
         assert not wrong, f"kills of non-targets: {wrong}"
@@ -81,6 +83,10 @@ def test_the_ready_line_says_what_this_kernel_changes(like_6_1):
     assert " tcp=off " in like_6_1.ready_line, like_6_1.ready_line
     st = like_6_1.status()
     assert f"tcp-packets off: {TCP_OFF}" in st["kernel"], st["kernel"]
+    K.wait_until(like_6_1.prom.exists, 10)
+    text = like_6_1.prom.read_text()
+    assert 'oomkiller_rule_supported{rule="tcp-packets"} 0' in text, text
+    assert 'oomkiller_rule_supported{rule="writes"} 1' in text, text
 
 
 @pytest.mark.parametrize("prog, rule", [
