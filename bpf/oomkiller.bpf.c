@@ -1925,7 +1925,7 @@ int on_uring_submit_tp(struct trace_event_raw_io_uring_submit_req *ctx)
 	return 0;
 }
 
-/* Before Linux 6.4 the same event was io_uring_submit_sqe, with req at the
+/* Before Linux 6.3 the same event was io_uring_submit_sqe, with req at the
  * same place; the loader keeps the pair the kernel has. */
 SEC("tp_btf/io_uring_submit_sqe")
 int BPF_PROG(on_uring_submit_sqe, struct io_kiocb *req)
