@@ -532,3 +532,32 @@ def test_every_rule_is_an_option_a_config_key_and_a_default():
         assert cli.parse_settings([f"--{r.option}", big]).limits[r.id] == \
             (7 << 20 if r.unit == "bytes" else 7)
         assert f"{r.name}=" in s.policy_text()
+
+
+def test_an_older_kernel_gets_its_fallback_programs_flags_and_notes():
+    """6.1's shape: no task kfuncs, no bpf_send_signal_task, no
+    sock_send_length, io_uring_submit_sqe for io_uring_submit_req."""
+    progs = PROGS + [families.Prog(n, s) for n, s in [
+        ("hand_over", "iter/task"), ("kill_sent", "syscall"),
+        ("on_uring_submit", "tp_btf/io_uring_submit_req"),
+        ("on_uring_submit_sqe", "tp_btf/io_uring_submit_sqe")]]
+    new = families.make_plan(progs, "tracepoint", FakeProbe(missing={"io_uring_submit_sqe"}))
+    assert new.features == (abi.CF_TASK_KFUNCS | abi.CF_SIGNAL_TASK | abi.CF_PREEMPT
+                            | abi.CF_SOCK_TP)
+    assert "hand_over" not in new.autoload and "kill_sent" not in new.autoload
+    assert "on_fork_tp" in new.autoload and "on_uring_submit" in new.autoload
+    assert "on_uring_submit_sqe" not in new.autoload
+    assert new.rules_off == {} and new.kernel_notes() == []
+    old = families.make_plan(progs, "tracepoint", FakeProbe(missing={
+        "bpf_task_from_pid", "bpf_task_release", "bpf_send_signal_task", "bpf_preempt_disable",
+        "bpf_preempt_enable", "sock_send_length", "io_uring_submit_req"}))
+    assert old.features == 0 and old.cfg_flags == old.flags
+    for name in ("hand_over", "kill_sent", "on_uring_submit_sqe", "on_fork"):
+        assert name in old.autoload, name
+    for name in ("on_fork_tp", "on_sock_send", "on_sock_send_tp", "on_uring_submit"):
+        assert name not in old.autoload, name
+    assert ("on_sock_send", "no sock_send_length event in this kernel") in old.skipped
+    assert old.rules_off == {"tcp-packets": "no sock_send_length tracepoint (Linux 6.3+)"}
+    assert old.kernel_notes() == [
+        "tcp-packets off: no sock_send_length tracepoint (Linux 6.3+)",
+        "deferred kills sent by the loader: no bpf_send_signal_task (Linux 6.13+)"]
