@@ -67,12 +67,14 @@ check_auto() {
 	*) bad="$bad mem" ;;
 	esac
 	# sys: the tracepoint (families.AUTO_ORDER says why); tcp: the
-	# sock_send_length tracepoint, hooked twice, in every family.
-	for src in sys tcp; do
-		case " $fams " in *" $src=tracepoint "*) ;; *) bad="$bad $src" ;; esac
-	done
+	# sock_send_length tracepoint, hooked twice, in every family, or off on
+	# a kernel without that event (6.1), as the ready line then says.
+	case " $fams " in *" sys=tracepoint "*) ;; *) bad="$bad sys" ;; esac
+	tcp=tracepoint
+	case "$line" in *"; kernel: tcp-packets off: no sock_send_length "*) tcp=off ;; esac
+	case " $fams " in *" tcp=$tcp "*) ;; *) bad="$bad tcp" ;; esac
 	if [ -n "$bad" ]; then
-		say "auto: unexpected family for:$bad (want mem=fentry|kprobe sys=tracepoint tcp=tracepoint): $fams"
+		say "auto: unexpected family for:$bad (want mem=fentry|kprobe sys=tracepoint tcp=$tcp): $fams"
 		return 1
 	fi
 	say "auto: ready line picks $fams"
