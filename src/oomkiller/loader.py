@@ -14,7 +14,6 @@ import ctypes
 import datetime
 import sys
 import time
-from ctypes import byref, sizeof
 from typing import Callable, Optional, TextIO
 
 from oomkiller import (_libbpf, abi, describe, families, handover, instance, journal,
