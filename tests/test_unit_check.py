@@ -22,10 +22,27 @@ def check(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def rows(out: str) -> dict[str, tuple[str, str]]:
+    """The top-level rows: key -> (value, origin), up to the first policy block."""
     got = {}
     for line in out.splitlines()[1:-1]:
+        if line.startswith("policy "):
+            break
         key, value, where = line.split(None, 2)
         got[key] = (value, where)
+    return got
+
+
+def policies(out: str) -> dict[str, tuple[str, dict[str, tuple[str, str]]]]:
+    """Each `policy NAME: SELECTORS` block: name -> (selectors, {key: (value, origin)})."""
+    got: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {}
+    current = None
+    for line in out.splitlines()[1:-1]:
+        if line.startswith("policy "):
+            name, _, selectors = line[len("policy "):].partition(": ")
+            current = got[name] = (selectors, {})
+        elif current is not None:
+            key, value, where = line.split(None, 2)
+            current[1][key] = (value, where)
     return got
 
 

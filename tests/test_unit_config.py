@@ -322,7 +322,9 @@ def test_shipped_config_is_all_comments():
 def test_shipped_config_defaults_match_the_cli(tmp_path):
     """Uncomment every `#key = value` line of dist/oomkiller.conf: the settings
     must equal the CLI's defaults, and every key must be there."""
-    lines = [ln[1:].strip() for ln in SAMPLE.read_text().splitlines()
+    text = SAMPLE.read_text()
+    top = text[:text.index("\n#[policy ")]  # the example sections are no defaults
+    lines = [ln[1:].strip() for ln in top.splitlines()
              if ln.startswith("#") and "=" in ln and ln[1:].split("=")[0].strip() in KEYS]
     uncommented = parse_config("\n".join(lines) + "\n", "sample")
     assert set(uncommented) == set(KEYS)
@@ -333,6 +335,19 @@ def test_shipped_config_defaults_match_the_cli(tmp_path):
     from_file = cli.parse_settings(config_to_argv(
         {k: v for k, v in uncommented.items() if k not in examples}))
     assert from_file == defaults
+
+
+def test_shipped_config_example_sections_parse():
+    """Uncommented, the example [policy] sections are well formed (their
+    selectors name a unit and a user this machine need not have)."""
+    text = SAMPLE.read_text()
+    example = text[text.index("\n#[policy "):]
+    c = parse_config("\n".join(ln[1:] for ln in example.splitlines() if ln.startswith("#")),
+                     "sample")
+    assert [s.name for s in c.sections] == ["ci", "batch"]
+    assert c.sections[0].values == {"unit": "ci-runner.service", "max-threads": "2000",
+                                    "max-fds": "off"}
+    assert c.sections[1].values == {"user": "batch", "max-read": "500G", "scope": "tree"}
 
 
 def test_env_var_is_read_by_default(tmp_path, monkeypatch):

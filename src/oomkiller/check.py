@@ -5,30 +5,24 @@ It never loads BPF (nor imports libbpf)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Sequence
 
 from oomkiller import config
 from oomkiller.messages import EXIT_OK, EXIT_USAGE, UsageError, fail
-from oomkiller.options import build_parser, parse_settings, settings_from
+from oomkiller.options import given_on_command_line, parse_settings, settings_from
+from oomkiller.policy import Policy
 from oomkiller.rules import RULES
 from oomkiller.settings import Settings
 from oomkiller.sizes import format_size
-
-
-def given_on_command_line(args: Sequence[str]) -> set[str]:
-    """The config keys the command line sets (argparse dests, dashed)."""
-    parser = build_parser()
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-    return {dest.replace("_", "-") for dest in vars(parser.parse_args(list(args)))}
 
 
 def value_text(s: Settings, key: str) -> str:
     for rule in RULES:
         if rule.option == key:
             return rule.format(s.limits[rule.id])
+    if key == "default-policy":
+        return "on" if s.default_policy else "off"
     value = getattr(s, key.replace("-", "_"))
     if key == "min-used":
         return format_size(value)
@@ -41,12 +35,37 @@ def value_text(s: Settings, key: str) -> str:
     return str(value)
 
 
+def policy_rows(p: Policy) -> list[tuple[str, str, str]]:
+    """(key, value, origin) of each selector given, then every limit, min-used,
+    dry-run and scope. A unit's row is followed by the cgroup it resolved to."""
+    rows = []
+    for key, value in (("name", p.comm), ("exe", p.exe), ("unit", p.unit),
+                       ("cgroup", p.cgroup), ("user", p.user)):
+        if value is not None:
+            origin = p.origin.get("unit" if key == "cgroup" and p.unit else key, "default")
+            rows.append((key, value, origin))
+        if key == "user" and value is not None and value != str(p.uid):
+            rows.append(("uid", str(p.uid), p.origin.get("user", "default")))
+    rows += [(r.option, r.format(p.limits[r.id]), p.origin.get(r.option, "default"))
+             for r in RULES]
+    rows.append(("min-used", format_size(p.min_used), p.origin.get("min-used", "default")))
+    rows.append(("dry-run", "yes" if p.dry_run else "no", p.origin.get("dry-run", "default")))
+    rows.append(("scope", p.scope, p.origin.get("scope", "default")))
+    return rows
+
+
 def report(s: Settings, conf: config.Config, flags: set[str]) -> list[str]:
-    lines = [f"config: {conf.path}" + ("" if conf.lines else " (no settings in it)")]
+    lines = [f"config: {conf.path}"
+             + ("" if conf.lines or conf.sections else " (no settings in it)")]
     width = max(len(k) for k in config.KEYS)
     for key in config.KEYS:
         where = "flag" if key in flags else conf.where(key) if key in conf else "default"
         lines.append(f"{key:<{width}}  {value_text(s, key):<12}  {where}")
+    for p in s.policies:
+        lines.append(f"policy {p.name}: {p.selector_text()}")
+        rows = policy_rows(p)
+        vwidth = max(12, *(len(value) for _, value, _ in rows))
+        lines += [f"  {key:<{width}}  {value:<{vwidth}}  {where}" for key, value, where in rows]
     lines.append(f"policy: {s.policy_text()}")
     return lines
 

@@ -11,12 +11,27 @@ Format:
     max-fds = 200            # a comment after an unquoted value, after a blank
     name = "my proc # 1"     # quotes keep blanks and # in a value
     dry-run = yes            # booleans: true/false, yes/no, on/off, 1/0
+
+    [policy ci]              # a named policy (issue 20): its keys follow
+    cgroup = /system.slice/ci-runner.service
+    max-threads = 2000
+
+The top-level lines (before the first section) set the globals and the
+policy named `default`. Each `[policy NAME]` section is one more policy; it
+takes only SECTION_KEYS. Here a section is only read and checked for form
+(known keys, each once, one section per name); options.py turns it into a
+policy.Policy: its values are checked with the CLI's types, its selectors
+resolved (selectors.py). A section does not inherit the top-level values:
+a limit, min-used or dry-run it leaves unset is the built-in default
+(rules.RULES, 1G, no), whatever the top-level lines say.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
+from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
 from oomkiller.rules import RULES
@@ -26,7 +41,7 @@ ENV_VAR = "OOMKILLER_CONFIG"
 
 # Options that take a value, checked later by the CLI's argument types.
 VALUE_KEYS = ("min-used", "name", *(r.option for r in RULES), "interval", "capacity", "attach",
-              "metrics-file", "metrics-listen")
+              "metrics-file", "metrics-listen", "default-policy")
 # Flags: `--KEY` is emitted when the value is true, nothing when false.
 BOOL_KEYS = ("dry-run", "json")
 # `verbose = N`: -v given N times (0-3), or a boolean (true = 1).
@@ -34,6 +49,14 @@ COUNT_KEYS = ("verbose",)
 KEYS = VALUE_KEYS + BOOL_KEYS + COUNT_KEYS
 # Command-line only: they make no sense in the file that --config names.
 CLI_ONLY = ("config", "help", "version")
+
+# The keys of a `[policy NAME]` section: selectors, then what the policy allows.
+SELECTOR_KEYS = ("name", "exe", "cgroup", "unit", "user")
+SECTION_KEYS = SELECTOR_KEYS + tuple(r.option for r in RULES) + ("min-used", "dry-run", "scope")
+# `[policy NAME]`, an optional ` # comment` after it.
+_HEADER = re.compile(r"\[\s*policy\s+([^\]\s]*)\s*\]\s*(?:#.*)?")
+_POLICY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+RESERVED_POLICY = "default"
 
 MAX_VERBOSE = 3
 MAX_LINE = 4096  # longer than any sane line; a binary file ends here quickly
@@ -45,13 +68,29 @@ class ConfigError(Exception):
     """One line, `PATH:LINE: what is wrong: what to do`; the CLI exits 2."""
 
 
+@dataclass
+class Section:
+    """One `[policy NAME]` section: raw values, and the line of each."""
+    name: str
+    path: str
+    line: int                                   # of the header
+    values: dict[str, str] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def where(self, key: Optional[str] = None) -> str:
+        """`PATH:LINE` of a key, or of the header."""
+        return f"{self.path}:{self.lines[key] if key in self.lines else self.line}"
+
+
 class Config(dict):
-    """dict[str, str] of key -> raw value, plus where each key was set."""
+    """dict[str, str] of top-level key -> raw value, plus where each key was
+    set, and the `[policy NAME]` sections in file order."""
 
     def __init__(self, path: str) -> None:
         super().__init__()
         self.path = path
         self.lines: dict[str, int] = {}
+        self.sections: list[Section] = []
 
     def where(self, key: str) -> str:
         """`PATH:LINE` of a key, for messages about its value."""
@@ -79,15 +118,32 @@ def parse_verbose(text: str) -> int:
         raise ValueError(f"not a level 0-{MAX_VERBOSE} or a boolean: {text!r}") from None
 
 
-def _unknown_key(key: str) -> str:
+def _unknown_key(key: str, keys: Sequence[str] = KEYS) -> str:
     if key.startswith("-"):
         bare = key.lstrip("-")
         return f"unknown key {key!r}: write the option without dashes, e.g. {bare!r}"
     if key in CLI_ONLY:
         return f"{key!r} is a command-line option only: remove it from the file"
-    guess = difflib.get_close_matches(key.lower().replace("_", "-"), KEYS, n=1, cutoff=0.6)
-    hint = f"did you mean {guess[0]!r}?" if guess else "keys are " + ", ".join(KEYS)
-    return f"unknown key {key!r}: {hint}"
+    if keys is SECTION_KEYS and key in KEYS:
+        return f"{key!r} is a global setting: put it before the first [policy]"
+    guess = difflib.get_close_matches(key.lower().replace("_", "-"), keys, n=1, cutoff=0.6)
+    hint = f"did you mean {guess[0]!r}?" if guess else "keys are " + ", ".join(keys)
+    where = " in a [policy]" if keys is SECTION_KEYS else ""
+    return f"unknown key {key!r}{where}: {hint}"
+
+
+def _header(stripped: str) -> str:
+    """The NAME of a `[policy NAME]` line; ValueError for any other header."""
+    m = _HEADER.fullmatch(stripped)
+    if not m:
+        raise ValueError(f"not `key = value` or `[policy NAME]`: {stripped[:60]!r}")
+    name = m.group(1)
+    if name == RESERVED_POLICY:
+        raise ValueError("'default' is reserved: the top-level lines make the default policy: "
+                         "give this one another name")
+    if not _POLICY_NAME.fullmatch(name):
+        raise ValueError(f"bad policy name {name!r}: use 1-32 letters, digits, '_', '.' or '-'")
+    return name
 
 
 def _split_value(raw: str) -> str:
@@ -126,6 +182,7 @@ def _check_value(key: str, value: str) -> None:
 def parse_config(text: str, path: str = "<config>") -> Config:
     """Parse the text of a config file. Raises ConfigError naming path:line."""
     config = Config(path)
+    section: Optional[Section] = None
     for number, line in enumerate(text.splitlines(), 1):
         def error(what: str) -> ConfigError:
             return ConfigError(f"{path}:{number}: {what}")
@@ -135,6 +192,18 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
+        if stripped.startswith("["):
+            try:
+                name = _header(stripped)
+            except ValueError as e:
+                raise error(str(e)) from None
+            for other in config.sections:
+                if other.name == name:
+                    raise error(f"[policy {name}] again (first on line {other.line}): "
+                                "give each policy its own name")
+            section = Section(name, path, number)
+            config.sections.append(section)
+            continue
         if "=" not in stripped:
             raise error(f"not `key = value`: {stripped[:60]!r}")
         key, _, raw = stripped.partition("=")
@@ -143,17 +212,19 @@ def parse_config(text: str, path: str = "<config>") -> Config:
             raise error("a value without a key: write `key = value`")
         if any(c.isspace() for c in key):
             raise error(f"a key cannot contain blanks: {key!r}")
-        if key not in KEYS:
-            raise error(_unknown_key(key))
-        if key in config:
-            raise error(f"{key!r} set again (first on line {config.lines[key]}): keep one")
+        keys, values, lines = ((KEYS, config, config.lines) if section is None
+                               else (SECTION_KEYS, section.values, section.lines))
+        if key not in keys:
+            raise error(_unknown_key(key, keys))
+        if key in values:
+            raise error(f"{key!r} set again (first on line {lines[key]}): keep one")
         try:
             value = _split_value(raw)
             _check_value(key, value)
         except ValueError as e:
             raise error(str(e)) from None
-        config[key] = value
-        config.lines[key] = number
+        values[key] = value
+        lines[key] = number
     return config
 
 

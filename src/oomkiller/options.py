@@ -15,8 +15,9 @@ import re
 from decimal import Decimal
 from typing import Optional, Sequence
 
-from oomkiller import __version__, abi, config
+from oomkiller import __version__, abi, config, selectors
 from oomkiller.messages import Parser, UsageError
+from oomkiller.policy import GIB, MAX_POLICIES, SCOPES, Policy
 from oomkiller.rules import OFF, RULES, off_or
 from oomkiller.settings import ATTACH_CHOICES, Settings
 from oomkiller.sizes import (U64_MAX, NotAWholeNumber, parse_size, plain_decimal,
@@ -133,6 +134,9 @@ def target_name(text: str) -> str:
     return text
 
 
+ON_OFF = ("on", "off")
+
+
 def build_parser() -> Parser:
     p = Parser(prog="oomkiller", usage=USAGE, description=DESCRIPTION,
                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -162,6 +166,8 @@ def build_parser() -> Parser:
     a("--json", action="store_true", help="print events as JSON, one per line (off)")
     a("--attach", choices=ATTACH_CHOICES, default="auto", metavar="FAMILY",
       help="auto, fentry, kprobe or tracepoint (auto)")
+    a("--default-policy", choices=ON_OFF, default="on", metavar="on|off",
+      help="off: only the config's [policy NAME] apply (on)")
     a("-v", "--verbose", action="count", default=0,
       help="show probing and libbpf's log, -vv debug (off)")
     a("--version", action="version", version=f"oomkiller {__version__}",
@@ -178,17 +184,120 @@ def parse_settings(argv: Optional[Sequence[str]] = None, exit_on_error: bool = T
     return Settings(min_used=ns.min_used, name=ns.name, limits=limits, interval=ns.interval,
                     capacity=ns.capacity, dry_run=ns.dry_run, json=ns.json, attach=ns.attach,
                     metrics_file=ns.metrics_file, metrics_listen=ns.metrics_listen,
-                    verbose=ns.verbose)
+                    verbose=ns.verbose, default_policy=ns.default_policy == "on")
+
+
+def given_on_command_line(args: Sequence[str]) -> set[str]:
+    """The config keys the command line sets (argparse dests, dashed)."""
+    parser = build_parser()
+    parser.raise_errors = True
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    try:
+        return {dest.replace("_", "-") for dest in vars(parser.parse_args(list(args)))}
+    except UsageError:
+        return set()  # not reached: the command line parsed before
 
 
 def settings_from(args: Sequence[str]) -> Settings:
-    """The config file's settings, then the command line's: what SIGHUP re-reads.
+    """The config file's settings, then the command line's: what SIGHUP re-reads,
+    the daemon starts with and `check` shows, named policies included.
     Raises ConfigError or UsageError (naming the file) instead of exiting."""
     full, conf = config.argv_with_config(args)
     try:
-        return parse_settings(full, exit_on_error=False)
+        s = parse_settings(full, exit_on_error=False)
     except UsageError as e:
         # The command line alone parsed (main checks it first): the value at
         # fault is the file's. Name its line.
         key = str(e).split(":", 1)[0].lstrip("-")
         raise UsageError(f"{conf.where(key) if key in conf else conf.path}: {e}") from None
+    flags = given_on_command_line(args)
+    s.origin = {key: "flag" if key in flags else conf.where(key) if key in conf else "default"
+                for key in config.KEYS}
+    s.named_policies = named_policies(conf, s.default_policy)
+    if not s.default_policy and not s.named_policies:
+        if s.origin["default-policy"] == "flag":
+            raise UsageError(f"--default-policy off and no [policy NAME] section in {conf.path}: "
+                             "nothing to enforce: add a section, or drop --default-policy off")
+        raise config.ConfigError(f"{s.origin['default-policy']}: default-policy = off and no "
+                                 "[policy NAME] section: nothing to enforce: add a section, "
+                                 "or turn default-policy on")
+    return s
+
+
+# -- [policy NAME] sections -------------------------------------------------------
+
+def _section_value(key: str, text: str) -> object:
+    """One section value, checked with the CLI's own types; ValueError or
+    ArgumentTypeError says what is wrong."""
+    for rule in RULES:
+        if rule.option == key:
+            return off_or(limit_size if rule.unit == "bytes" else limit_count)(text)
+    if key == "min-used":
+        return size_any(text)
+    if key == "dry-run":
+        return config.parse_bool(text)
+    if key == "scope":
+        if text not in SCOPES:
+            raise ValueError(f"{text!r}: use " + " or ".join(SCOPES))
+        return text
+    if key == "name":
+        return target_name(text)
+    if key == "exe":
+        return selectors.resolve_exe(text)
+    if key == "cgroup":
+        return selectors.resolve_cgroup(text)
+    if key == "unit":
+        return selectors.resolve_unit(text)
+    if key == "user":
+        return selectors.resolve_user(text)
+    raise ValueError(f"unknown key {key!r}")  # config.SECTION_KEYS keeps it out
+
+
+def policy_from_section(sec: config.Section) -> Policy:
+    """A `[policy NAME]` section as a Policy: values checked, selectors resolved.
+    What it leaves unset is the built-in default, not the top-level value."""
+    def error(key: Optional[str], what: str) -> config.ConfigError:
+        return config.ConfigError(f"{sec.where(key)}: {what}")
+
+    if "unit" in sec.values and "cgroup" in sec.values:
+        later = max(("unit", "cgroup"), key=lambda k: sec.lines[k])
+        raise error(later, "unit and cgroup in one policy: pick one "
+                    "(a unit is its cgroup)")
+    got: dict[str, object] = {}
+    for key in sorted(sec.values, key=lambda k: sec.lines[k]):
+        try:
+            got[key] = _section_value(key, sec.values[key])
+        except (ValueError, argparse.ArgumentTypeError) as e:
+            raise error(key, f"{key}: {e}") from None
+    if not any(k in got for k in config.SELECTOR_KEYS):
+        raise error(None, f"[policy {sec.name}] has no selector: add one of "
+                    + ", ".join(config.SELECTOR_KEYS))
+    limits = tuple(got.get(r.option, r.default) for r in RULES)
+    if all(limit >= OFF for limit in limits):
+        raise error(None, f"[policy {sec.name}] has every limit off: it would never act: "
+                    "set a limit, or remove the section")
+    exe_id = got.get("exe")
+    cgroup = got.get("unit", got.get("cgroup"))
+    origin = {key: sec.where(key) if key in sec.values else "default"
+              for key in (*(k for k in config.SELECTOR_KEYS if k in sec.values),
+                          *(r.option for r in RULES), "min-used", "dry-run", "scope")}
+    return Policy(name=sec.name, limits=limits, min_used=got.get("min-used", GIB),
+                  dry_run=got.get("dry-run", False), scope=got.get("scope", "process"),
+                  comm=got.get("name"), exe=sec.values.get("exe"), exe_id=exe_id,
+                  cgroup=cgroup, unit=sec.values.get("unit"), user=sec.values.get("user"),
+                  uid=got.get("user"), origin=origin)
+
+
+def named_policies(conf: config.Config, default_policy: bool = True) -> tuple[Policy, ...]:
+    """The config's sections as Policies, in file order; at most MAX_POLICIES
+    in all, counting `default` when it is on."""
+    out = []
+    room = MAX_POLICIES - (1 if default_policy else 0)
+    for sec in conf.sections:
+        if len(out) == room:
+            also = " counting default: set default-policy = off, or" if default_policy else ":"
+            raise config.ConfigError(f"{sec.where()}: more than {MAX_POLICIES} policies,"
+                                     f"{also} merge some")
+        out.append(policy_from_section(sec))
+    return tuple(out)

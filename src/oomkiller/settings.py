@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from oomkiller.policy import DEFAULT, Policy
 from oomkiller.rules import RULES, default_limits
 from oomkiller.sizes import format_size
 
@@ -16,6 +17,8 @@ FAMILIES = ("fentry", "kprobe", "tracepoint")
 # process, like the killer's own, is never a target (cfg.exempt_tgid).
 SELFTEST_PID_ENV = "OOMKILLER_SELFTEST_PID"
 ATTACH_CHOICES = ("auto",) + FAMILIES
+# The settings of the default policy, as config keys (Policy.origin's keys).
+DEFAULT_POLICY_KEYS = ("name", *(r.option for r in RULES), "min-used", "dry-run", "scope")
 
 
 @dataclass
@@ -31,6 +34,30 @@ class Settings:
     verbose: int = 0
     metrics_file: Optional[str] = None
     metrics_listen: Optional[str] = None
+    # `[policy NAME]` sections, resolved, in file order (options.settings_from).
+    named_policies: tuple[Policy, ...] = ()
+    default_policy: bool = True  # `default-policy = off`: only the named ones apply
+    # Where each top-level setting came from: config key -> "default", "flag"
+    # or "PATH:LINE" (options.settings_from; empty: all "default").
+    origin: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def where(self, key: str) -> str:
+        return self.origin.get(key, "default")
+
+    def default_policy_value(self) -> Policy:
+        """The policy the top-level settings make: min_used, name, limits, dry_run."""
+        origin = {k: self.where(k) for k in DEFAULT_POLICY_KEYS if k != "scope"}
+        origin["scope"] = "default"
+        return Policy(name=DEFAULT, limits=tuple(self.limits), min_used=self.min_used,
+                      dry_run=self.dry_run, comm=self.name, origin=origin)
+
+    @property
+    def policies(self) -> tuple[Policy, ...]:
+        """What BPF applies, first match wins: the named policies in file order,
+        then `default` unless default-policy is off."""
+        if self.default_policy:
+            return tuple(self.named_policies) + (self.default_policy_value(),)
+        return tuple(self.named_policies)
 
     def policy_text(self) -> str:
         """The policy as the ready line shows it."""
