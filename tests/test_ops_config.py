@@ -1,6 +1,7 @@
 """Config file precedence, end to end (issue 5)."""
 from __future__ import annotations
 
+import os
 import subprocess
 
 import killer as K
@@ -46,4 +47,48 @@ def test_a_bad_config_is_one_line_and_exit_2(tmp_path, monkeypatch):
         assert res.stderr.count("\n") == 1 and res.stderr.startswith("oomkiller: ")
         assert conf in res.stderr and what in res.stderr, res.stderr
         assert "Traceback" not in res.stderr
+    assert not H.PIN_DIR.exists()
+
+
+def test_a_named_policy_applies_its_own_limit(tmp_path):
+    """[policy NAME] (issue 20): an exe-selected policy's limit, not default's."""
+    conf = H.write_config(tmp_path / "p.conf", "min-used = 0\n"
+                          f"[policy work]\nexe = {K.WORK}\nmax-writes = 30\nmin-used = 0\n")
+    with K.Killer("--config", conf) as k:
+        res = K.work("write", "29")
+        assert res.ok, res.describe()
+        res = K.work("write", "30")
+        assert res.killed and res.done == 29, res.describe()
+        assert k.wait_event(pid=res.pid, kind="kill", timeout=10)["limit"] == 30
+
+
+POLICY_ERRORS = [
+    # (config text, the line named)
+    ("[policy ci]\nname = x\ninterval = 2\n", 3),
+    ("[policy ci]\nmax-fds = 5\n", 1),
+    ("[policy ci]\nname = x\nmax-fd = 5\n", 3),
+    ("[policy ci]\nname = x\nexe = /nonexistent/prog\n", 3),
+    ("[policy ci]\nname = x\nuser = oomkt-nobody-here\n", 3),
+    ("[policy ci]\nname = x\ncgroup = /oomkt-absent/x\n", 3),
+    ("default-policy = off\n", 1),
+]
+
+
+def test_a_bad_policy_is_one_line_and_exit_2_from_check_and_the_daemon(tmp_path):
+    """The daemon refuses before it loads anything, exactly as check does.
+    It runs only once check refused the file: a file check accepts would
+    start a killer."""
+    env = {k: v for k, v in os.environ.items() if k != "OOMKILLER_CONFIG"}
+    env["OOMKILLER_BPF_OBJ"] = "/nonexistent/oomkiller.bpf.o"  # nor could it load
+    for text, line in POLICY_ERRORS:
+        conf = H.write_config(tmp_path / "bad.conf", text)
+        runs = []
+        for args in (["check", "--config", conf], ["--config", conf]):
+            res = subprocess.run([str(K.OOMKILLER), *args], capture_output=True, text=True,
+                                 timeout=30, env=env, stdin=subprocess.DEVNULL)
+            K.one_line_error(res, 2, f"{args[0]} {text!r}")
+            assert res.stderr.startswith(f"oomkiller: {conf}:{line}: "), res.stderr
+            assert res.stdout == ""
+            runs.append(res.stderr)
+        assert runs[0] == runs[1]
     assert not H.PIN_DIR.exists()

@@ -296,8 +296,8 @@ def named_policies(conf: config.Config, default_policy: bool = True) -> tuple[Po
     room = MAX_POLICIES - (1 if default_policy else 0)
     for sec in conf.sections:
         if len(out) == room:
-            also = " counting default: set default-policy = off, or" if default_policy else ":"
-            raise config.ConfigError(f"{sec.where()}: more than {MAX_POLICIES} policies,"
+            also = ", counting default: set default-policy = off, or" if default_policy else ":"
+            raise config.ConfigError(f"{sec.where()}: more than {MAX_POLICIES} policies"
                                      f"{also} merge some")
         out.append(policy_from_section(sec))
     return tuple(out)

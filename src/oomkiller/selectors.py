@@ -105,9 +105,9 @@ def check_cgroup_length(path: str) -> str:
     return path
 
 
-def resolve_cgroup(text: str, mount: Optional[str] = None) -> str:
+def resolve_cgroup(text: str, mountinfo: str = MOUNTINFO) -> str:
     """The normalized path of an existing cgroup v2 directory."""
-    mount = cgroup2_mount() if mount is None else mount
+    mount = cgroup2_mount(mountinfo)
     if mount is None:
         raise ValueError("no cgroup2 file system is mounted: mount one at /sys/fs/cgroup")
     path = normalize_cgroup(text, mount)
