@@ -235,44 +235,86 @@ static __always_inline bool in_compat_syscall(struct task_struct *t)
 }
 
 /* ---------------------------------------------------------------------
- * Targets: the thread-group leader's comm contains cfg.name.
+ * Policies. A process's policy is the first of cfg.pol whose selectors all
+ * match it (policy.py). The choice is made once per process image and kept
+ * in `sels`, task storage on the thread-group leader, with what it was
+ * made for: the leader's comm and, when a policy selects by cgroup, its
+ * cgroup id. It is made again when either differs (a rename, a move to
+ * another cgroup), after exec (exec_checkpoint() drops it), and after a
+ * reload (`sels` is each generation's own map). So a call of a process
+ * with no policy costs one task-storage lookup and a compare, however
+ * many policies there are; and the name selector keeps today's meaning: a
+ * process renamed into the name is a target from its next call on.
  */
-#define ONES	0x0101010101010101ULL
-#define HIGHS	0x8080808080808080ULL
+struct oomk_sel {
+	__u64 comm0, comm1;	/* the leader's comm the choice was made for */
+	__u64 cgid;		/* its cgroup's id then (0 without cgroup selectors) */
+	__s32 policy;		/* index in cfg.pol, -1: none */
+	__u32 valid;
+};
 
-static __always_inline bool comm_has_name(const char *comm)
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct oomk_sel);
+} sels SEC(".maps");
+
+/* The id of each policy's cgroup (cg_path), by policy index; 0: no such
+ * cgroup yet. The loader writes the ones that exist when it loads;
+ * on_cgroup_mkdir() the ones made later (a unit started after the
+ * killer), before any process can be in them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, OOMK_POLICY_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} pol_cgid SEC(".maps");
+
+/* A policy index the verifier can see is bounded: a mask clang can't drop
+ * (it drops one after a compare it knows of, and clang 14 spills a 32-bit
+ * index with its bounds lost). */
+static __always_inline __u64 pol_index(__u64 i)
 {
-	__u64 w0, w1, n0, n1, m0, m1, pat, x0, x1, a, b;
-	__u32 i, len = cfg.name_len;
+	asm volatile("%0 &= 63" : "+r"(i));
+	return i;
+}
+_Static_assert(OOMK_POLICY_MAX == 64, "pol_index() masks with 63");
 
-	/* Two loads, no helper: comm is a 16-byte array in task_struct. */
-	w0 = *(const __u64 *)comm;
-	w1 = *(const __u64 *)(comm + 8);
+#define POL(i)	(&cfg.pol[pol_index(i)])
+#define ONES	0x0101010101010101ULL
 
-	/* Word-at-a-time prefilter: give up unless name[0] occurs at all.
-	 * Most comms on a machine fail here in a dozen instructions. */
-	pat = ONES * (__u8)cfg.name[0];
-	x0 = w0 ^ pat;
-	x1 = w1 ^ pat;
-	if (!(((x0 - ONES) & ~x0 & HIGHS) | ((x1 - ONES) & ~x1 & HIGHS)))
-		return false;
+static __always_inline bool rule_on(__u32 rule)
+{
+	return cfg.rules_on & (1u << rule);
+}
+
+static __always_inline __u64 limit_of(__u32 pol, __u32 rule)
+{
+	return rule < OOMK_RULE_MAX ? POL(pol)->limits[rule] : (__u64)-1;
+}
+
+/* The comm as two words (w0, w1) contains pol's name. Each start position
+ * is one masked compare of the 16 bytes from there (zeros shifted in past
+ * the end, which no name byte equals), with no branch on a comm byte but
+ * the verdict: a byte-by-byte search forked the verifier's states at every
+ * byte, and in the sweep a 6-byte name went past its million
+ * instructions. The name is read through volatile: clang folds a plain
+ * load of const cfg to its {} initializer. */
+static __always_inline bool comm_has(__u64 w0, __u64 w1, const volatile struct oomk_policy *pol)
+{
+	__u64 n0, n1, m0, m1, a, b;
+	__u32 i, len = pol->name_len;
+
 	if (len == 0 || len > OOMK_NAME_MAX)
 		return false;
-
-	/* The name as two little-endian words and masks of its len bytes
-	 * (constants to the verifier: frozen .rodata; volatile, or clang folds
-	 * a load of const cfg to its {}). Each start position i is one masked
-	 * compare of the 16 bytes from comm[i] (zeros shifted in past the end,
-	 * which no name byte equals), with no branch on a comm byte but the
-	 * verdict: a byte-by-byte search forked the verifier's states at every
-	 * byte, and inside the sweep's callback a 6-byte name went past its
-	 * million instructions. No stack either: 6.12 counts every byte of
-	 * the syscall programs' frames against 512 (no private stack). */
-	n0 = *(const volatile __u64 *)cfg.name;
-	n1 = *(const volatile __u64 *)(cfg.name + 8);
+	n0 = *(const volatile __u64 *)pol->name;
+	n1 = *(const volatile __u64 *)(pol->name + 8);
 	m0 = len >= 8 ? ~0ULL : (1ULL << (8 * len)) - 1;
 	m1 = len <= 8 ? 0 : (1ULL << (8 * (len - 8))) - 1;
-	for (i = 0; i + len <= OOMK_COMM_LEN; i++) {
+	for (i = 0; i < OOMK_COMM_LEN; i++) {
+		if (i + len > OOMK_COMM_LEN)
+			break;
 		if (i == 0) {
 			a = w0;
 			b = w1;
@@ -289,25 +331,143 @@ static __always_inline bool comm_has_name(const char *comm)
 	return false;
 }
 
-/* A target: its thread-group leader's comm holds the name, and it is
- * neither the killer itself nor the selftest that started it (a --name
- * that matches the interpreter must not make the killer count its own
- * event writes). */
-static __always_inline bool leader_is_target(struct task_struct *leader)
-{
-	__u32 tgid;
+/* What the selectors look at, read once per choice. */
+struct sel_facts {
+	__u64 w0, w1;		/* the leader's comm */
+	__u64 dev, ino;		/* its image's file (mm->exe_file) */
+	__u64 cg;		/* its cgroup v2 (struct cgroup *) */
+	__u32 level;		/* that cgroup's depth */
+	__u32 uid;		/* real uid */
+	__s32 policy;		/* the verdict */
+	__u32 _pad;
+};
 
-	if (!comm_has_name(leader->comm))
+/* Whether cgroup cg (at depth level) is pol i's cgroup or below it: its
+ * ancestor at pol's depth has pol's cgroup id. */
+static __always_inline bool cg_under(struct sel_facts *f, __u32 i,
+				     const volatile struct oomk_policy *pol)
+{
+	struct cgroup *cg = (struct cgroup *)f->cg;
+	__u32 steps, want_level = pol->cg_level, j;
+	__u64 *want = bpf_map_lookup_elem(&pol_cgid, &i);
+
+	if (!want || !*want || !cg || f->level < want_level)
 		return false;
-	tgid = leader->tgid;
-	return tgid != cfg.loader_tgid && tgid != cfg.exempt_tgid;
+	steps = f->level - want_level;
+	if (steps > 32)
+		return false;
+	/* A cgroup's `self` css is its first member: css.parent is the
+	 * parent cgroup's address. */
+	for (j = 0; j < 32; j++) {
+		if (j >= steps)
+			break;
+		cg = (struct cgroup *)BPF_CORE_READ(cg, self.parent);
+	}
+	return cg && BPF_CORE_READ(cg, kn, id) == *want;
 }
 
-static __always_inline bool task_is_target(struct task_struct *t)
+static long sel_one(__u32 i, struct sel_facts *f)
 {
-	return leader_is_target(t->group_leader);
+	const volatile struct oomk_policy *pol;
+	__u32 sel;
+
+	if (i >= OOMK_POLICY_MAX)
+		return 1;
+	pol = POL(i);
+	sel = pol->sel;
+	if (!sel)
+		return 0;
+	if ((sel & OOMK_SEL_NAME) && !comm_has(f->w0, f->w1, pol))
+		return 0;
+	if ((sel & OOMK_SEL_EXE) && (f->ino != pol->exe_ino || f->dev != pol->exe_dev))
+		return 0;
+	if ((sel & OOMK_SEL_USER) && f->uid != pol->uid)
+		return 0;
+	if ((sel & OOMK_SEL_CGROUP) && !cg_under(f, i, pol))
+		return 0;
+	f->policy = i;
+	return 1;
 }
 
+/* The choice itself: the index of the first policy that matches leader's
+ * process, or -1. Neither the killer nor the selftest that started it is
+ * ever a target (a --name that matches the interpreter must not make the
+ * killer count its own event writes). */
+static __noinline int select_policy(struct task_struct *leader)
+{
+	struct sel_facts f = { .policy = -1 };
+	struct cgroup *cg;
+	struct file *exe;
+	__u32 tgid = leader->tgid;
+
+	if (tgid == cfg.loader_tgid || tgid == cfg.exempt_tgid || !tgid)
+		return -1;
+	f.w0 = *(const __u64 *)leader->comm;
+	f.w1 = *(const __u64 *)(leader->comm + 8);
+	if (cfg.sel_any & OOMK_SEL_EXE) {
+		exe = BPF_CORE_READ(leader, mm, exe_file);
+		if (exe) {
+			f.ino = BPF_CORE_READ(exe, f_inode, i_ino);
+			f.dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
+		}
+	}
+	if (cfg.sel_any & OOMK_SEL_USER)
+		f.uid = BPF_CORE_READ(leader, real_cred, uid.val);
+	if (cfg.sel_any & OOMK_SEL_CGROUP) {
+		cg = BPF_CORE_READ(leader, cgroups, dfl_cgrp);
+		f.cg = (__u64)cg;
+		if (cg)
+			f.level = BPF_CORE_READ(cg, level);
+	}
+	bpf_loop(cfg.npol < OOMK_POLICY_MAX ? cfg.npol : OOMK_POLICY_MAX, sel_one, &f, 0);
+	return f.policy;
+}
+
+static __always_inline __u64 cgroup_id_of(struct task_struct *leader)
+{
+	if (!(cfg.sel_any & OOMK_SEL_CGROUP))
+		return 0;
+	return BPF_CORE_READ(leader, cgroups, dfl_cgrp, kn, id);
+}
+
+/* The policy of leader's process (its index in cfg.pol), or -1: not a
+ * target. The choice is kept; when task storage can't be had (the kernel
+ * refuses it under recursion, or no memory), it is made afresh. */
+static __always_inline int policy_of_leader(struct task_struct *leader)
+{
+	__u64 w0 = *(const __u64 *)leader->comm;
+	__u64 w1 = *(const __u64 *)(leader->comm + 8);
+	__u64 cgid = cgroup_id_of(leader);
+	struct oomk_sel *s;
+	int pol;
+
+	s = bpf_task_storage_get(&sels, leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (s && s->valid && s->comm0 == w0 && s->comm1 == w1 && s->cgid == cgid)
+		return s->policy;
+	pol = select_policy(leader);
+	if (s) {
+		s->valid = 0;
+		s->comm0 = w0;
+		s->comm1 = w1;
+		s->cgid = cgid;
+		s->policy = pol;
+		s->valid = 1;
+	}
+	return pol;
+}
+
+static __always_inline int policy_of(struct task_struct *t)
+{
+	return policy_of_leader(t->group_leader);
+}
+
+/* The gate of policy pol: open once a sample finds its min_used in use. */
+static __always_inline bool gate_open_for(__u32 pol)
+{
+	return stats.samples && stats.mem_used >= POL(pol)->min_used;
+}
+
+/* Some policy's gate is open (the lowest: cfg.min_used). */
 static __always_inline bool gate_open(void)
 {
 	return stats.samples && stats.mem_used >= cfg.min_used;
@@ -584,7 +744,7 @@ static __noinline __u64 count_direct(struct task_struct *t, __u32 tgid)
  * Events and kills.
  */
 static __always_inline void emit(__u32 kind, __u32 tgid, __u32 tid, __u32 rule,
-				 __u64 value, const char *comm)
+				 __u64 value, const char *comm, __u32 pol)
 {
 	struct oomk_event *e;
 
@@ -595,7 +755,9 @@ static __always_inline void emit(__u32 kind, __u32 tgid, __u32 tid, __u32 rule,
 	}
 	e->ts_boot_ns = bpf_ktime_get_boot_ns();
 	e->value = value;
-	e->limit = rule < OOMK_RULE_MAX ? cfg.limits[rule] : 0;
+	e->limit = rule < OOMK_RULE_MAX ? limit_of(pol, rule) : 0;
+	e->policy = pol;
+	e->generation = cfg.generation;
 	e->mem_used = stats.mem_used;
 	e->pid = tgid;
 	e->tid = tid;
@@ -633,14 +795,16 @@ static __always_inline void kill_refused(struct oomk_proc *p, __u32 rule)
 static __always_inline void killed(struct oomk_proc *p, __u32 tgid, __u32 tid, __u32 rule,
 				   __u64 value, const char *comm, int err)
 {
-	if (cfg.dry_run) {
+	__u32 pol = p->policy;
+
+	if (POL(pol)->dry_run) {
 		count_rule(&stats.dry_runs, stats.rule_dry_runs, rule);
-		emit(OOMK_EV_DRY_RUN, tgid, tid, rule, value, comm);
+		emit(OOMK_EV_DRY_RUN, tgid, tid, rule, value, comm, pol);
 	} else if (err) {
 		kill_refused(p, rule);
 	} else {
 		count_rule(&stats.kills, stats.rule_kills, rule);
-		emit(OOMK_EV_KILL, tgid, tid, rule, value, comm);
+		emit(OOMK_EV_KILL, tgid, tid, rule, value, comm, pol);
 	}
 }
 
@@ -651,8 +815,11 @@ static __always_inline void killed(struct oomk_proc *p, __u32 tgid, __u32 tid, _
  * deferred sweep, a thread's exit) the kfunc signals it from outside.
  * Checked here, at the moment of sending, whoever calls: the process the
  * entry was made for (tgid and the leader's start_time: not a reused PID),
- * and a target by name right now (an exec or a rename out of the name, or
- * a policy reloaded meanwhile, means no kill).
+ * and a target right now: a policy still applies (an exec or a rename out
+ * of its selectors, or a reload that removed it, means no kill). A process
+ * whose policy changed meanwhile (a reload, a move) stays condemned, and
+ * the policy it has now says whether its gate is open and if it is a dry
+ * run.
  *
  * The verdict (rule, value) is read once, before the claim, and the event
  * says what was read and the name of the task signalled; an entry with no
@@ -663,7 +830,7 @@ static __always_inline void kill(struct oomk_proc *p, struct task_struct *leader
 {
 	__u32 rule = p->condemned - 1;
 	__u64 value = p->value;
-	int err = 0;
+	int err = 0, pol;
 
 	/* The event names the thread that crossed, not whichever of its
 	 * threads reached a hook first (another one's syscall exit can run
@@ -671,10 +838,22 @@ static __always_inline void kill(struct oomk_proc *p, struct task_struct *leader
 	if (self)
 		tid = p->tid;
 
-	if (rule >= OOMK_RULE_MAX || leader->tgid != tgid ||
-	    leader->start_time != p->start_time || !leader_is_target(leader) || !claim_kill(p))
+	if (rule >= OOMK_RULE_MAX || leader->tgid != tgid || leader->start_time != p->start_time)
 		return;
-	if (!cfg.dry_run)
+	/* self: the hook found current's process a target in this run, and
+	 * proc_get() gave the entry that policy (choosing again here would
+	 * put a sixth frame on io_uring's walks: 560 bytes of stack). */
+	if (!self) {
+		pol = policy_of_leader(leader);
+		if (pol < 0)
+			return;
+		if (p->policy != pol)
+			p->policy = pol;
+	}
+	pol = p->policy;
+	if (!gate_open_for(pol) || !claim_kill(p))
+		return;
+	if (!POL(pol)->dry_run)
 		err = self ? bpf_send_signal(SIGKILL) :
 			     bpf_send_signal_task(leader, SIGKILL, PIDTYPE_TGID, 0);
 	killed(p, tgid, tid, rule, value, leader->comm, err);
@@ -711,15 +890,15 @@ static __always_inline void condemn(struct oomk_proc *p, __u32 tgid, __u32 tid,
 	p->tid = tid;
 	__sync_lock_test_and_set(&p->condemned, rule + 1);
 	count_rule(&stats.condemned, stats.rule_condemned, rule);
-	if (gate_open())
+	if (gate_open_for(p->policy))
 		return;
 	sweep_pending = 1;
-	emit(OOMK_EV_CONDEMNED, tgid, tid, rule, value, p->comm);
+	emit(OOMK_EV_CONDEMNED, tgid, tid, rule, value, p->comm, p->policy);
 }
 
 static __always_inline bool kill_due(struct oomk_proc *p)
 {
-	return p->condemned && !(p->state & OOMK_ST_KILLED) && gate_open();
+	return p->condemned && !(p->state & OOMK_ST_KILLED) && gate_open_for(p->policy);
 }
 
 /* A condemned process that is still running meets an open gate: current,
@@ -733,11 +912,11 @@ static __always_inline void enforce(struct oomk_proc *p, __u32 tgid, __u32 tid)
 static __always_inline void add_and_check(struct oomk_proc *p, __u32 tgid, __u32 tid,
 					  __u32 rule, __u64 inc)
 {
-	__u64 limit = cfg.limits[rule];
-	__u64 old;
+	__u64 limit, old;
 
 	if (rule >= OOMK_RULE_MAX)
 		return;
+	limit = limit_of(p->policy, rule);
 	/* fetch_add: concurrent threads lose no update and exactly one of
 	 * them sees the crossing, with the exact value. */
 	old = __sync_fetch_and_add(&p->counters[rule], inc);
@@ -761,12 +940,12 @@ static __always_inline void fds_check(struct oomk_proc *p, struct task_struct *t
 	 * minutes at 2^30. A level another thread stored meanwhile is a real
 	 * count of the same table too. */
 	n = *level;
-	if (n < cfg.limits[OOMK_RULE_FDS])
+	if (n < limit_of(p->policy, OOMK_RULE_FDS))
 		return;
 	/* Installed <= reserved: the popcount never hides a crossing. */
 	*level = count_installed_fds(t) + direct;
 	n = *level;
-	if (n >= cfg.limits[OOMK_RULE_FDS])
+	if (n >= limit_of(p->policy, OOMK_RULE_FDS))
 		condemn(p, tgid, tid, OOMK_RULE_FDS, n);
 }
 
@@ -779,7 +958,7 @@ static __always_inline void rejudge(struct oomk_proc *p, __u32 tgid, __u32 tid)
 		return;
 	p->generation = cfg.generation;
 	for (__u32 r = 0; r < OOMK_RULE_MAX; r++) {
-		if (p->counters[r] >= cfg.limits[r]) {
+		if (p->counters[r] >= limit_of(p->policy, r)) {
 			condemn(p, tgid, tid, r, p->counters[r]);
 			break;
 		}
@@ -803,12 +982,14 @@ static __always_inline void untrack(__u32 tgid)
  * off the frames of the programs that call them, which a kernel before
  * 6.13 (no private stack) adds to their callbacks' frames against 512
  * bytes; on 6.12 the io_uring_setup syscall programs came to 592. */
-static __noinline struct oomk_proc *proc_new(struct task_struct *leader, __u32 tgid)
+static __noinline struct oomk_proc *proc_new(struct task_struct *leader, __u32 tgid,
+					     __u32 pol)
 {
 	struct oomk_proc *p, init = {};
 
 	init.start_time = leader->start_time;
 	init.generation = cfg.generation;
+	init.policy = pol;
 	__builtin_memcpy(init.comm, leader->comm, OOMK_COMM_LEN);
 	/* -EEXIST only means another thread of the process got here first. */
 	if (!bpf_map_update_elem(&procs, &tgid, &init, BPF_NOEXIST))
@@ -820,16 +1001,22 @@ static __noinline struct oomk_proc *proc_new(struct task_struct *leader, __u32 t
 	return p;
 }
 
+/* pol: the process's policy now. A different one than the entry's (a
+ * reload, a rename, a move) judges the counts it has by its limits. */
 static __always_inline struct oomk_proc *proc_get(struct task_struct *t, __u32 tgid,
-						  __u32 tid)
+						  __u32 tid, __u32 pol)
 {
 	struct oomk_proc *p = bpf_map_lookup_elem(&procs, &tgid);
 
 	if (p) {
+		if (p->policy != pol) {
+			p->policy = pol;
+			p->generation = 0;
+		}
 		rejudge(p, tgid, tid);
 		return p;
 	}
-	p = proc_new(t->group_leader, tgid);
+	p = proc_new(t->group_leader, tgid, pol);
 	if (p)
 		fds_check(p, t, tgid, tid);
 	return p;
@@ -1000,7 +1187,7 @@ static __always_inline void lib_mapped(struct task_struct *t, __u64 addr)
 	struct oomk_hold h = {};
 	__u32 pending = OOMK_LIB_PENDING, *st, tgid;
 
-	if (cfg.limits[OOMK_RULE_RAND] == (__u64)-1 || !task_is_target(t))
+	if (!rule_on(OOMK_RULE_RAND) || policy_of(t) < 0)
 		return;
 	if (bpf_find_vma(t, addr, exec_file_of, &id, 0) || !id.ino)
 		return;
@@ -1026,7 +1213,7 @@ static __always_inline void lib_mapped(struct task_struct *t, __u64 addr)
 	bpf_send_signal(SIGSTOP);
 	__sync_fetch_and_add(&stats.holds, 1);
 	emit(OOMK_EV_HOLD, tgid, (__u32)bpf_get_current_pid_tgid(), OOMK_RULE_RAND, 0,
-	     t->group_leader->comm);
+	     t->group_leader->comm, 0);
 }
 
 /* At the exit of a K_MAP call of target t: the mapping at mmap's result,
@@ -1160,7 +1347,7 @@ static __always_inline void ur_count(struct io_kiocb *req, bool final)
 	if (!req)
 		return;
 	rule = ur_rule(BPF_CORE_READ(req, opcode));
-	if (rule >= OOMK_RULE_MAX || cfg.limits[rule] == (__u64)-1)
+	if (rule >= OOMK_RULE_MAX || !rule_on(rule))
 		return;
 	res = BPF_CORE_READ(req, cqe.res);
 	/* On the deferred list with -EAGAIN: maybe a request to reissue
@@ -1284,7 +1471,7 @@ static __always_inline void ur_walk_free(struct io_ring_ctx *ctx)
 
 static __always_inline bool ur_target(void)
 {
-	return live() && task_is_target(bpf_get_current_task_btf());
+	return live() && policy_of(bpf_get_current_task_btf()) >= 0;
 }
 
 /* At the exit of io_uring_setup (the ring's fd is its result) or
@@ -1437,7 +1624,7 @@ __noinline int aio_exit(long ret, __u32 submit)
 	__u32 rule = submit ? OOMK_RULE_WRITES : OOMK_RULE_READ_BYTES, tgid, tid;
 	__u64 id, sum;
 
-	if (ret <= 0 || cfg.limits[rule] == (__u64)-1)
+	if (ret <= 0 || !rule_on(rule))
 		return 0;
 	t = bpf_get_current_task_btf();
 	if (in_compat_syscall(t))
@@ -1555,16 +1742,18 @@ static __always_inline int on_sys(__u32 kind, long ret, bool twin)
 	struct oomk_thr *th;
 	__u64 id;
 	__u32 tgid, tid;
+	int pol;
 
 	t = bpf_get_current_task_btf();
-	if (!task_is_target(t))
+	pol = policy_of(t);
+	if (pol < 0)
 		return 0;
 	if (kind == K_MAP)
 		lib_sys(t, ret);
 	id = bpf_get_current_pid_tgid();
 	tgid = id >> 32;
 	tid = (__u32)id;
-	p = proc_get(t, tgid, tid);
+	p = proc_get(t, tgid, tid, pol);
 	if (!p)
 		return 0;
 	if (kind == K_URING) {
@@ -1816,16 +2005,18 @@ static __always_inline void sock_send(struct sock *sk, int ret, int twin)
 	struct tcp_sock *tcp;
 	__u64 id, segs, mark, seen, old;
 	__u32 mss, tgid, tid;
+	int pol;
 
 	if (!live())
 		return;
 	t = bpf_get_current_task_btf();
-	if (!task_is_target(t))
+	pol = policy_of(t);
+	if (pol < 0)
 		return;
 	id = bpf_get_current_pid_tgid();
 	tgid = id >> 32;
 	tid = (__u32)id;
-	p = proc_get(t, tgid, tid);
+	p = proc_get(t, tgid, tid, pol);
 	if (!p)
 		return;
 	th = thr_get(t, tgid, tid, 0, 0);
@@ -2041,7 +2232,9 @@ int on_uring_complete_tp(struct trace_event_raw_io_uring_complete *ctx)
  * is no way out). */
 static __always_inline void exec_checkpoint(struct task_struct *p, __u32 old_pid)
 {
+	struct oomk_sel *sel;
 	__u32 tgid = p->tgid;
+	int pol;
 	struct pt_regs *regs;
 	struct oomk_proc *e;
 
@@ -2051,7 +2244,12 @@ static __always_inline void exec_checkpoint(struct task_struct *p, __u32 old_pid
 	 * and its old tid is gone without an exit. */
 	if (old_pid != tgid)
 		bpf_map_delete_elem(&thrs, &old_pid);
-	if (task_is_target(p)) {
+	/* A new image: its policy is chosen again (p leads its group now). */
+	sel = bpf_task_storage_get(&sels, p, 0, 0);
+	if (sel)
+		sel->valid = 0;
+	pol = policy_of(p);
+	if (pol >= 0) {
 		thr_set(p, tgid, tgid, p->ioac.syscw, p->ioac.rchar);
 		/* The first user instruction: a static program's own text, or
 		 * its interpreter's (ld.so; musl's is its libc). */
@@ -2071,6 +2269,9 @@ static __always_inline void exec_checkpoint(struct task_struct *p, __u32 old_pid
 	for (int i = 0; i < OOMK_RULE_MAX; i++)
 		e->counters[i] = 0;
 	__builtin_memcpy(e->comm, p->comm, OOMK_COMM_LEN);
+	if (pol < 0)
+		return;		/* exec'd out of every policy: no kill */
+	e->policy = pol;
 	enforce(e, tgid, (__u32)bpf_get_current_pid_tgid());
 }
 
@@ -2104,7 +2305,7 @@ static __always_inline void exit_checkpoint(struct task_struct *t)
 	th = bpf_map_lookup_elem(&thrs, &tid);
 	if (th) {
 		if (!group_dead && th->tgid == tgid && th->start_time == t->start_time &&
-		    task_is_target(t) && (p = bpf_map_lookup_elem(&procs, &tgid))) {
+		    policy_of(t) >= 0 && (p = bpf_map_lookup_elem(&procs, &tgid))) {
 			fold(p, th, t, tgid, tid);
 			fds_check(p, t, tgid, tid);
 			if (kill_due(p))
@@ -2143,11 +2344,13 @@ static __always_inline void fork_checkpoint(struct task_struct *child)
 	struct oomk_thr *th;
 	__u32 tgid, tid, ctid = child->pid;
 	__u64 id;
+	int pol;
 
 	if ((child->flags & PF_IO_WORKER) || !live())
 		return;
 	t = bpf_get_current_task_btf();
-	if (!task_is_target(t))
+	pol = policy_of(t);
+	if (pol < 0)
 		return;
 	th = bpf_map_lookup_elem(&thrs, &ctid);
 	if (th && th->tgid == child->tgid && th->start_time == child->start_time)
@@ -2155,7 +2358,7 @@ static __always_inline void fork_checkpoint(struct task_struct *child)
 	id = bpf_get_current_pid_tgid();
 	tgid = id >> 32;
 	tid = (__u32)id;
-	p = proc_get(t, tgid, tid);
+	p = proc_get(t, tgid, tid, pol);
 	if (!thr_set(child, child->tgid, ctid, 0, 0) || !p)
 		return;
 	if (child->tgid == tgid)
@@ -2188,6 +2391,50 @@ int on_fork_tp(struct trace_event_raw_sched_process_fork *ctx)
 }
 
 /* ---------------------------------------------------------------------
+ * Cgroups made after the loader looked up the policies' cgroup paths: the
+ * unit of a `unit =` policy started after the killer. Its id is recorded
+ * here, when it is made, before any process can be in it. Not behind
+ * live(): each generation records into its own pol_cgid, and the next one
+ * needs it before it goes live.
+ */
+struct mkdir_walk {
+	char path[OOMK_PATH_MAX];	/* NUL padded, as cfg's cg_path */
+	__u64 id;
+};
+
+static long mkdir_one(__u32 i, struct mkdir_walk *w)
+{
+	const volatile struct oomk_policy *pol;
+	__u32 j;
+
+	if (i >= OOMK_POLICY_MAX)
+		return 1;
+	pol = POL(i);
+	if (!(pol->sel & OOMK_SEL_CGROUP))
+		return 0;
+	for (j = 0; j < OOMK_PATH_MAX / 8; j++)
+		if (((const volatile __u64 *)pol->cg_path)[j] != ((__u64 *)w->path)[j])
+			return 0;
+	bpf_map_update_elem(&pol_cgid, &i, &w->id, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/cgroup_mkdir")
+int BPF_PROG(on_cgroup_mkdir, struct cgroup *cgrp, const char *path)
+{
+	struct mkdir_walk w = {};
+
+	/* The v2 hierarchy's root is hierarchy 0; v1's mkdirs don't matter. */
+	if (!(cfg.sel_any & OOMK_SEL_CGROUP) || BPF_CORE_READ(cgrp, root, hierarchy_id))
+		return 0;
+	if (bpf_probe_read_kernel_str(w.path, sizeof(w.path), path) <= 0)
+		return 0;
+	w.id = BPF_CORE_READ(cgrp, kn, id);
+	bpf_loop(cfg.npol < OOMK_POLICY_MAX ? cfg.npol : OOMK_POLICY_MAX, mkdir_one, &w, 0);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------
  * rand(): a uprobe, which has no recursion guard.
  */
 static __always_inline void rand_called(void)
@@ -2196,13 +2443,17 @@ static __always_inline void rand_called(void)
 	struct oomk_proc *p;
 	__u64 id;
 	__u32 tgid, tid;
+	int pol;
 
-	if (!live() || !task_is_target(t))
+	if (!live())
+		return;
+	pol = policy_of(t);
+	if (pol < 0)
 		return;
 	id = bpf_get_current_pid_tgid();
 	tgid = id >> 32;
 	tid = (__u32)id;
-	p = proc_get(t, tgid, tid);
+	p = proc_get(t, tgid, tid, pol);
 	if (!p)
 		return;
 	add_and_check(p, tgid, tid, OOMK_RULE_RAND, 1);
@@ -2308,6 +2559,7 @@ int hand_over(struct bpf_iter__task *ctx)
 	struct oomk_handover h = {};
 	struct oomk_proc *p;
 	__u32 tgid;
+	int pol;
 
 	if (!t || !live())
 		return 0;
@@ -2316,15 +2568,23 @@ int hand_over(struct bpf_iter__task *ctx)
 	p = bpf_map_lookup_elem(&procs, &tgid);
 	if (!p || !kill_due(p) || p->condemned - 1 >= OOMK_RULE_MAX ||
 	    leader->tgid != tgid || leader->start_time != p->start_time ||
-	    (BPF_CORE_READ(t, signal, flags) & SIGNAL_GROUP_EXIT) || !leader_is_target(leader))
+	    (BPF_CORE_READ(t, signal, flags) & SIGNAL_GROUP_EXIT))
 		return 0;
+	pol = policy_of_leader(leader);
+	if (pol < 0)
+		return 0;
+	if (p->policy != pol)
+		p->policy = pol;
+	if (!gate_open_for(pol))
+		return 0;
+	h.policy = pol;
 	h.rule = p->condemned - 1;
 	h.value = p->value;
 	h.tgid = tgid;
 	__builtin_memcpy(h.comm, leader->comm, OOMK_COMM_LEN);
 	if (!claim_kill(p))
 		return 0;
-	if (cfg.dry_run) {
+	if (POL(pol)->dry_run) {
 		killed(p, tgid, 0, h.rule, h.value, h.comm, 0);
 		return 0;
 	}
@@ -2355,6 +2615,6 @@ int kill_sent(struct oomk_handover *ctx)
 		return 0;	/* gone before the signal: no kill */
 	}
 	count_rule(&stats.kills, stats.rule_kills, h.rule);
-	emit(OOMK_EV_KILL, h.tgid, 0, h.rule, h.value, h.comm);
+	emit(OOMK_EV_KILL, h.tgid, 0, h.rule, h.value, h.comm, h.policy);
 	return 0;
 }

@@ -75,17 +75,45 @@ struct oomk_hold {
 #define OOMK_ST_URING	(1u << 2)	/* has made or used an io_uring ring (urings) */
 #define OOMK_ST_HANDED	(1u << 3)	/* kill claimed, handed to the loader to send */
 
-/* Settings: one `const volatile` global in .rodata, written before load. */
-struct oomk_config {
+/* Policies: which processes (selectors, all given must match) and what
+ * they may do. The first policy that matches a process, in order, is its
+ * policy (policy.py puts `default` last). */
+#define OOMK_POLICY_MAX	64
+#define OOMK_PATH_MAX	128	/* a cgroup v2 path from the mount, NUL included */
+
+/* oomk_policy.sel and oomk_config.sel_any: selectors given */
+#define OOMK_SEL_NAME	(1u << 0)	/* name: the leader's comm contains name */
+#define OOMK_SEL_EXE	(1u << 1)	/* exe: the image's file is exe_dev/exe_ino */
+#define OOMK_SEL_CGROUP	(1u << 2)	/* cgroup, unit: in cg_path or below it */
+#define OOMK_SEL_USER	(1u << 3)	/* user: real uid */
+
+struct oomk_policy {
 	__u64 min_used;				/* gate: bytes in use */
 	__u64 limits[OOMK_RULE_MAX];		/* value >= limit condemns */
-	__u32 loader_tgid;			/* whose sysinfo() feeds the gate */
+	__u64 exe_dev;				/* inode->i_sb->s_dev (MAJOR << 20 | MINOR) */
+	__u64 exe_ino;
+	__u32 sel;				/* OOMK_SEL_* */
+	__u32 uid;
+	__u32 cg_level;				/* depth of cg_path: "/" 0, "/a" 1 */
 	__u32 dry_run;
+	__u32 tree;				/* scope = tree */
+	__u32 name_len;				/* 1..OOMK_NAME_MAX with OOMK_SEL_NAME */
+	char name[OOMK_COMM_LEN];		/* NUL padded */
+	char cg_path[OOMK_PATH_MAX];		/* NUL padded: matched at cgroup_mkdir */
+};
+
+/* Settings: one `const volatile` global in .rodata, written before load. */
+struct oomk_config {
+	__u64 min_used;				/* the lowest gate of all policies */
+	__u32 loader_tgid;			/* whose sysinfo() feeds the gate */
 	__u32 flags;				/* OOMK_CF_* */
-	__u32 name_len;				/* 1..OOMK_NAME_MAX */
-	char name[OOMK_COMM_LEN];		/* target substring, NUL padded */
 	__u32 generation;			/* runs only while == active_gen */
 	__u32 exempt_tgid;			/* never a target: selftest's own process (0: none) */
+	__u32 npol;				/* policies in pol[] */
+	__u32 sel_any;				/* OOMK_SEL_* of any policy */
+	__u32 rules_on;				/* 1 << rule for each rule on in any policy */
+	__u32 _pad;
+	struct oomk_policy pol[OOMK_POLICY_MAX];
 };
 
 /* Value of the `procs` hash map, keyed by tgid (__u32). */
@@ -98,6 +126,8 @@ struct oomk_proc {
 	char comm[OOMK_COMM_LEN];
 	__u32 generation;	/* limits this entry was last judged by */
 	__u32 tid;		/* the thread that crossed (condemn()), for events */
+	__u32 policy;		/* index in oomk_config.pol, as last selected */
+	__u32 tree;		/* scope = tree: key of the tree's entry, else 0 */
 };
 
 /* One ring buffer record. */
@@ -111,6 +141,8 @@ struct oomk_event {
 	__u32 kind;		/* enum oomk_event_kind */
 	__u32 rule;		/* enum oomk_rule */
 	char comm[OOMK_COMM_LEN];
+	__u32 policy;		/* index in oomk_config.pol */
+	__u32 generation;	/* of the program that sent it: whose pol[] */
 };
 
 /* Before Linux 6.13 (no bpf_send_signal_task) a deferred kill goes
@@ -132,7 +164,7 @@ struct oomk_handover {
 	__u32 rule;
 	char comm[OOMK_COMM_LEN];
 	__s32 err;		/* the loader's: 0 or -errno of pidfd_send_signal */
-	__u32 _pad;
+	__u32 policy;
 };
 
 /* Totals in .bss, read by the loader through the mmaped map. */

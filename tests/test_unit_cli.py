@@ -331,10 +331,10 @@ def test_text_event(monkeypatch):
     import time
     time.tzset()
     offset = 1_795_500_000_000_000_000 + 345_000_000 - 5_000_000_000  # realtime - boottime
-    line = events.format_event(make_event(), offset)
+    line = events.format_event(make_event(), offset, policy="ci")
     stamp, rest = line.split(" ", 1)
     assert rest == ("kill pid=1234 comm=oomp_test_write rule=writes value=100 limit=100 "
-                    "mem_used=1412345856")
+                    "mem_used=1412345856 policy=ci")
     assert stamp.endswith(".345+00:00") and stamp[10] == "T" and len(stamp) == 29
 
 
@@ -363,7 +363,7 @@ def test_odd_comm_stays_one_field():
     ev = make_event(comm=b"oomp x\tz\\\xff")
     line = events.format_event(ev, 0)
     assert " comm=oomp\\x20x\\x09z\\\\\\xff rule=" in line
-    assert len(line.split(" ")) == 8
+    assert len(line.split(" ")) == 9
     assert json.loads(events.format_event(ev, 0, as_json=True))["comm"] == "oomp x\tz\\\\xff"
 
 

@@ -92,7 +92,8 @@ def test_a_gone_socket_costs_nothing(tmp_path):
 
 
 EVENT = {"event": "kill", "pid": 4242, "tid": 4243, "comm": "oomp_x", "rule": "writes",
-         "value": 100, "limit": 100, "mem_used_bytes": 2 << 30, "time": "t"}
+         "value": 100, "limit": 100, "mem_used_bytes": 2 << 30, "time": "t",
+         "policy": "ci"}
 
 
 def test_event_entry_fields(tmp_path):
@@ -108,6 +109,7 @@ def test_event_entry_fields(tmp_path):
     assert got["OOMKILLER_MEM_USED"] == str(2 << 30).encode()
     assert got["OOMKILLER_COMM"] == b"oomp\nx", "a newline in a name is sent length-prefixed"
     assert got["OBJECT_PID"] == b"4242"
+    assert got["OOMKILLER_POLICY"] == b"ci"
     assert got["SYSLOG_IDENTIFIER"] == b"oomkiller"
 
 

@@ -36,19 +36,42 @@ CF_PREEMPT = 1 << 5
 CF_SOCK_TP = 1 << 6
 
 OOMK_DUE_MAX = 64
+OOMK_POLICY_MAX = 64
+OOMK_PATH_MAX = 128
+
+# oomk_policy.sel, oomk_config.sel_any: selectors given
+SEL_NAME, SEL_EXE, SEL_CGROUP, SEL_USER = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+
+
+class OomkPolicy(Structure):
+    _fields_ = [
+        ("min_used", c_uint64),
+        ("limits", c_uint64 * RULE_MAX),
+        ("exe_dev", c_uint64),
+        ("exe_ino", c_uint64),
+        ("sel", c_uint32),
+        ("uid", c_uint32),
+        ("cg_level", c_uint32),
+        ("dry_run", c_uint32),
+        ("tree", c_uint32),
+        ("name_len", c_uint32),
+        ("name", c_char * OOMK_COMM_LEN),
+        ("cg_path", c_char * OOMK_PATH_MAX),
+    ]
 
 
 class OomkConfig(Structure):
     _fields_ = [
-        ("min_used", c_uint64),
-        ("limits", c_uint64 * RULE_MAX),
+        ("min_used", c_uint64),  # the lowest gate of all policies
         ("loader_tgid", c_uint32),
-        ("dry_run", c_uint32),
         ("flags", c_uint32),
-        ("name_len", c_uint32),
-        ("name", c_char * OOMK_COMM_LEN),
         ("generation", c_uint32),  # reload (issue 5): programs run while == active_gen
         ("exempt_tgid", c_uint32),  # never a target besides loader_tgid: selftest's process
+        ("npol", c_uint32),
+        ("sel_any", c_uint32),
+        ("rules_on", c_uint32),
+        ("_pad", c_uint32),
+        ("pol", OomkPolicy * OOMK_POLICY_MAX),
     ]
 
 
@@ -62,6 +85,8 @@ class OomkProc(Structure):
         ("comm", c_char * OOMK_COMM_LEN),
         ("generation", c_uint32),
         ("tid", c_uint32),
+        ("policy", c_uint32),
+        ("tree", c_uint32),
     ]
 
 
@@ -76,6 +101,8 @@ class OomkEvent(Structure):
         ("kind", c_uint32),
         ("rule", c_uint32),
         ("comm", c_char * OOMK_COMM_LEN),
+        ("policy", c_uint32),
+        ("generation", c_uint32),
     ]
 
 
@@ -133,13 +160,14 @@ class OomkHandover(Structure):
         ("rule", c_uint32),
         ("comm", c_char * OOMK_COMM_LEN),
         ("err", c_int32),
-        ("_pad", c_uint32),
+        ("policy", c_uint32),
     ]
 
 
 # C struct name -> mirror, for the BTF member-by-member check.
 SHARED_STRUCTS = {
     "oomk_config": OomkConfig,
+    "oomk_policy": OomkPolicy,
     "oomk_proc": OomkProc,
     "oomk_event": OomkEvent,
     "oomk_stats": OomkStats,

@@ -8,6 +8,8 @@ import os
 from typing import TYPE_CHECKING
 
 from oomkiller import __version__, families, procmap
+from oomkiller.policy import DEFAULT, Policy
+from oomkiller.rules import RULES
 from oomkiller.sizes import format_size
 
 if TYPE_CHECKING:
@@ -33,12 +35,34 @@ def kernel_notes(k: "Killer") -> list[str]:
     return k.plan.kernel_notes()
 
 
+def policies_text(k: "Killer") -> str:
+    """`policy TEXT` for the default policy alone (as before policies), else
+    `policy NAME: TEXT` for each, in the order BPF tries them."""
+    pols = k.s.policies
+    if len(pols) == 1 and pols[0].name == DEFAULT:
+        return f"policy {k.s.policy_text()}"
+    return "; ".join(f"policy {p.name}: {p.text()}" for p in pols) + f"; interval={k.s.interval:g}s"
+
+
 def ready_line(k: "Killer") -> str:
     st = k.stats
     gate = "gate open" if st.gate_open else "gate closed"
     kernel = "".join(f"; kernel: {note}" for note in kernel_notes(k))
-    return (f"oomkiller: ready: families {_families_text(k)}; policy {k.s.policy_text()}; "
+    return (f"oomkiller: ready: families {_families_text(k)}; {policies_text(k)}; "
             f"memory used {format_size(st.mem_used)} ({gate}){kernel}")
+
+
+def policy_state(p: Policy) -> dict:
+    """One policy as `oomkiller status` shows it."""
+    return {
+        "name": p.name,
+        "text": p.text(),
+        "selectors": dict(p.selectors()),
+        "limits": {r.name: p.limits[r.id] for r in RULES},
+        "min_used_bytes": p.min_used,
+        "dry_run": p.dry_run,
+        "scope": p.scope,
+    }
 
 
 def status_line(k: "Killer") -> str:
@@ -70,6 +94,7 @@ def state(k: "Killer") -> dict:
         "families": families_in_use(k),
         "kernel": kernel_notes(k),
         "policy": k.s.policy_text(),
+        "policies": [policy_state(p) for p in k.s.policies],
         "capacity": k.s.capacity,
         "interval": k.s.interval,
         "offsets": k.gen.offsets(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+from collections import Counter
 from ctypes import sizeof
 from typing import Callable, Optional, TextIO
 
@@ -19,13 +20,17 @@ class EventStream:
 
     def __init__(self, lib: ctypes.CDLL, events_fd: int, out: TextIO, as_json: bool,
                  journal_out: bool, warn: Callable[[str], None],
-                 native: Optional[JournalSender] = None) -> None:
+                 native: Optional[JournalSender] = None,
+                 policy_name: Callable[[int, int], str] = lambda gen, index: "default") -> None:
         self._lib = lib
         self._out = out
         self.as_json = as_json
         self._journal_out = journal_out
         self._warn = warn
         self._native = native  # journald's socket, used only when journal_out
+        self._policy_name = policy_name  # (generation, index) -> the policy's name
+        # (event, policy, rule) -> events seen: the metrics' per-policy totals.
+        self.counts: Counter[tuple[str, str, str]] = Counter()
         self._offset_ns = events.boot_to_realtime_offset_ns()
         self.closed_output = False  # our stdout's reader went away
         self.held = False  # an EV_HOLD came: a target waits for libprobes
@@ -41,9 +46,11 @@ class EventStream:
             if ev.kind == abi.EV_HOLD:  # a wakeup, not a line
                 self.held = True
                 return 0
-            line = events.format_event(ev, self._offset_ns, self.as_json)
+            policy = self._policy_name(ev.generation, ev.policy)
+            self.counts[(events.event_name(ev.kind), policy, events.rule_name(ev.rule))] += 1
+            line = events.format_event(ev, self._offset_ns, self.as_json, policy)
             if self._journal_out and self._native is not None:
-                d = events.event_dict(ev, self._offset_ns)
+                d = events.event_dict(ev, self._offset_ns, policy)
                 if self._native.send(event_fields(d, line, bytes(ev.comm))):
                     return 0
             priority = journal.EVENT_PRIORITY.get(events.event_name(ev.kind), journal.NOTICE)

@@ -51,7 +51,8 @@ def event_name(kind: int) -> str:
     return abi.EVENT_NAMES.get(kind, f"unknown({kind})")
 
 
-def event_dict(ev: abi.OomkEvent, offset_ns: int) -> dict:
+def event_dict(ev: abi.OomkEvent, offset_ns: int, policy: str = "default") -> dict:
+    """policy: the name of the policy at index ev.policy of ev.generation."""
     return {
         "time": iso_time(ev.ts_boot_ns + offset_ns),
         "event": event_name(ev.kind),
@@ -62,12 +63,15 @@ def event_dict(ev: abi.OomkEvent, offset_ns: int) -> dict:
         "value": ev.value,
         "limit": ev.limit,
         "mem_used_bytes": ev.mem_used,
+        "policy": policy,
     }
 
 
-def format_event(ev: abi.OomkEvent, offset_ns: int, as_json: bool = False) -> str:
-    d = event_dict(ev, offset_ns)
+def format_event(ev: abi.OomkEvent, offset_ns: int, as_json: bool = False,
+                 policy: str = "default") -> str:
+    d = event_dict(ev, offset_ns, policy)
     if as_json:
         return json.dumps(d, ensure_ascii=False)
     return (f"{d['time']} {d['event']} pid={d['pid']} comm={_escape(ev.comm)} "
-            f"rule={d['rule']} value={d['value']} limit={d['limit']} mem_used={d['mem_used_bytes']}")
+            f"rule={d['rule']} value={d['value']} limit={d['limit']} mem_used={d['mem_used_bytes']} "
+            f"policy={d['policy']}")

@@ -17,7 +17,7 @@ from ctypes import byref, c_size_t, c_uint32, c_uint64, sizeof
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from oomkiller import _libbpf, abi, families, rules
+from oomkiller import _libbpf, abi, bpfpolicy, families
 from oomkiller._libbpf import BpfLink, BpfMap, BpfObject, BpfProgram
 from oomkiller.settings import SELFTEST_PID_ENV, Settings
 
@@ -150,6 +150,7 @@ class Generation:
                  say: Callable[[str], None]) -> None:
         self.lib = lib
         self.s = settings
+        self.policies = settings.policies  # pol[] of this generation, by index
         self.number = number
         self.say = say
         self.links: list[BpfLink] = []
@@ -245,16 +246,10 @@ class Generation:
         m, offset, _ = self.locate(".rodata", "cfg", abi.OomkConfig)
         base = self.lib.bpf_map__initial_value(m, byref(c_size_t()))
         cfg = abi.OomkConfig.from_address(base + offset)
-        name = self.s.name.encode()
-        cfg.min_used = self.s.min_used
-        for rule in range(abi.RULE_MAX):
-            cfg.limits[rule] = self.s.limits[rule]
+        bpfpolicy.fill(cfg, self.policies)
         cfg.loader_tgid = os.getpid()
         cfg.exempt_tgid = exempt_tgid()
-        cfg.dry_run = int(self.s.dry_run)
         cfg.flags = plan.cfg_flags
-        cfg.name_len = len(name)
-        cfg.name = name  # c_char array: NUL padded
         cfg.generation = self.number
         procs = self.lib.bpf_object__find_map_by_name(self.obj, b"procs")
         if not procs:
@@ -266,7 +261,7 @@ class Generation:
         if not thrs:
             raise SetupError("the BPF object has no thrs map: rebuild it with make")
         self.lib.bpf_map__set_max_entries(thrs, 2 * self.s.capacity)
-        on = rules.enabled(self.s.limits)
+        on = set().union(*(p.enabled() for p in self.policies))
         wanted = {name for name in plan.autoload if families.needed(name, on)}
         self.loaded = [name for name in plan.autoload if name in wanted]
         for p in iter_programs(self.lib, self.obj):
@@ -311,6 +306,10 @@ class Generation:
             raise SetupError("the BPF object has no sweep program: rebuild it with make")
         self.say(f"loaded {len(self.loaded)} programs, attached {len(self.links)}: "
                  + " ".join(self.loaded))
+        # After attach: a cgroup made from here on is on_cgroup_mkdir's.
+        for index, cgid in bpfpolicy.cgroup_ids(self.policies).items():
+            self.lib.bpf_map_update_elem(self.map_fd("pol_cgid"), byref(c_uint32(index)),
+                                         byref(c_uint64(cgid)), 0)
 
     def run(self, name: str, ctx: Optional[ctypes.Structure] = None) -> None:
         """BPF_PROG_RUN of syscall program `name`, with `ctx` in and out."""

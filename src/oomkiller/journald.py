@@ -49,6 +49,7 @@ def event_fields(ev: dict, message: str, raw_comm: bytes) -> dict[str, object]:
         "OOMKILLER_VALUE": ev["value"],
         "OOMKILLER_LIMIT": ev["limit"],
         "OOMKILLER_MEM_USED": ev["mem_used_bytes"],
+        "OOMKILLER_POLICY": ev["policy"],
         "OOMKILLER_COMM": raw_comm.split(b"\0", 1)[0],  # the kernel's bytes, as they are
         "OBJECT_PID": ev["pid"],
     }

@@ -98,6 +98,8 @@ class Killer:
         self.libc = _libbpf.libc()
         self.source: Optional[Source] = None
         self.gen: Optional[Generation] = None  # the live generation
+        # The one a reload replaced (closed; its .policies name its events).
+        self.prev_policies: Optional[Generation] = None
         self.plan: Optional[families.Plan] = None
         self.live = LiveStats(self.lib)
         self.events: Optional[EventStream] = None
@@ -201,7 +203,16 @@ class Killer:
         self.live.map(self.gen)
         to_journal = journal.connected(fileno(self.out))
         self.events = EventStream(self.lib, self.gen.map_fd("events"), self.out, self.s.json,
-                                  to_journal, self.warn, JournalSender() if to_journal else None)
+                                  to_journal, self.warn, JournalSender() if to_journal else None,
+                                  self.policy_name)
+
+    def policy_name(self, generation: int, index: int) -> str:
+        """The name of policy `index` as generation `generation` numbered them:
+        an event can come from the generation a reload just replaced."""
+        for gen in (self.gen, self.prev_policies):
+            if gen is not None and gen.number == generation and index < len(gen.policies):
+                return gen.policies[index].name
+        return f"#{index}"
 
     # -- publishing for `oomkiller status` -----------------------------------
 
@@ -269,6 +280,7 @@ class Killer:
             return False
         # The new generation is live; the old one does nothing from here on.
         old, self.gen, self.s = self.gen, nxt, new
+        self.prev_policies = old
         skipped = old.recursion_misses_by_program()
         self.metrics.carry(skipped)
         self.metrics.path = new.metrics_file

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Optional
 from oomkiller import __version__
 from oomkiller.describe import families_in_use
 from oomkiller.generation import SetupError
+from oomkiller.policy import DEFAULT
 from oomkiller.rules import OFF, RULES
 
 if TYPE_CHECKING:
@@ -54,15 +55,19 @@ def render(k: "Killer", skipped: dict[str, int]) -> str:
     per_rule("oomkiller_kills_refused_total",
              "SIGKILLs the kernel refused (retried at the next sweep), by rule.",
              st.rule_kill_failed)
-    limits = k.s.limits
-    t.metric("oomkiller_rule_enabled", "gauge", "1 if the rule is on, 0 if it is off.",
-             [({"rule": r.name}, int(limits[r.id] < OFF)) for r in RULES])
+    pols = k.s.policies
+    on = set().union(*(p.enabled() for p in pols))
+    t.metric("oomkiller_rule_enabled", "gauge", "1 if the rule is on in some policy, 0 if not.",
+             [({"rule": r.name}, int(r.name in on)) for r in RULES])
     off = k.plan.rules_off if k.plan is not None else {}
     t.metric("oomkiller_rule_supported", "gauge",
              "1 if this kernel can enforce the rule, 0 if it lacks what the rule needs.",
              [({"rule": r.name}, int(r.name not in off)) for r in RULES])
-    t.metric("oomkiller_rule_limit", "gauge", "The limit of each rule that is on.",
-             [({"rule": r.name}, limits[r.id]) for r in RULES if limits[r.id] < OFF])
+    default = [p for p in pols if p.name == DEFAULT]
+    t.metric("oomkiller_rule_limit", "gauge", "The limit of each rule on in the default policy.",
+             [({"rule": r.name}, p.limits[r.id]) for p in default for r in RULES
+              if p.limits[r.id] < OFF])
+    per_policy(t, k)
     t.metric("oomkiller_tracked_processes", "gauge", "Targets in the process map.",
              [({}, st.tracked)])
     t.metric("oomkiller_capacity_processes", "gauge", "Size of the process map (--capacity).",
@@ -88,7 +93,8 @@ def render(k: "Killer", skipped: dict[str, int]) -> str:
              "RAM in use (total - free, as si_meminfo() reports it) at the last sample.",
              [({}, st.mem_used)])
     t.metric("oomkiller_gate_threshold_bytes", "gauge",
-             "Memory use at which kills are sent (--min-used).", [({}, k.s.min_used)])
+             "Memory use at which kills are sent: the lowest min-used of all policies.",
+             [({}, min(p.min_used for p in pols))])
     t.metric("oomkiller_gate_open", "gauge", "1 while memory use is at or over the gate.",
              [({}, int(bool(st.gate_open)))])
     t.metric("oomkiller_samples_total", "counter", "Memory samples taken.", [({}, st.samples)])
@@ -101,6 +107,30 @@ def render(k: "Killer", skipped: dict[str, int]) -> str:
     t.metric("oomkiller_info", "gauge", "Version, generation and attach families in use.",
              [(info, 1)])
     return "\n".join(t.lines) + "\n"
+
+
+def per_policy(t: _Text, k: "Killer") -> None:
+    """Series labelled by policy, for the policies in force only (at most
+    64 x 6 per family). Kill, dry-run and condemned totals are counted from
+    the events the loader received (an event dropped from a full ring
+    buffer is missing here; the per-rule totals above are BPF's own)."""
+    pols = k.s.policies
+    counts = k.events.counts if k.events is not None else {}
+    for kind, name, help in (
+            ("kill", "oomkiller_policy_kills_total", "Targets killed, by policy and rule."),
+            ("condemned", "oomkiller_policy_condemned_total",
+             "Targets that crossed a limit with their gate closed, by policy and rule."),
+            ("dry-run", "oomkiller_policy_dry_runs_total",
+             "Kills reported but not sent (dry-run), by policy and rule.")):
+        t.metric(name, "counter", help,
+                 [({"policy": p.name, "rule": r.name}, counts.get((kind, p.name, r.name), 0))
+                  for p in pols for r in RULES if p.limits[r.id] < OFF])
+    t.metric("oomkiller_policy_limit", "gauge", "The limit of each rule on, by policy.",
+             [({"policy": p.name, "rule": r.name}, p.limits[r.id])
+              for p in pols for r in RULES if p.limits[r.id] < OFF])
+    t.metric("oomkiller_policy_gate_threshold_bytes", "gauge",
+             "Memory use at which the policy's kills are sent (min-used).",
+             [({"policy": p.name}, p.min_used) for p in pols])
 
 
 def write_atomically(path: str, text: str) -> None:

@@ -21,7 +21,7 @@ from oomkiller.messages import EXIT_OK, Parser, fail
 from oomkiller.privileges import effective_caps, has_bpf_privileges
 from oomkiller.rules import BY_NAME, RULES
 from oomkiller._libbpf import LibraryMissing
-from oomkiller.settings import Settings
+from oomkiller.policy import DEFAULT
 from oomkiller.sizes import format_size
 
 
@@ -106,17 +106,40 @@ def collect() -> dict:
         stats = _struct_at(pins.value0("stats"), offsets["stats"], abi.OomkStats)
         cfg = _struct_at(pins.value0("config"), offsets["cfg"], abi.OomkConfig)
         entries = pins.procs(capacity)
-    limits = list(cfg.limits)
-    name = cfg.name[:cfg.name_len].decode("utf-8", "surrogateescape")
-    policy = Settings(min_used=cfg.min_used, name=name, limits=limits,
-                      interval=float(state.get("interval", 1.0)), capacity=capacity,
-                      dry_run=bool(cfg.dry_run))
+    # The policies in force: their names and texts from the state file, their
+    # limits from the pinned config, which is what BPF applies.
+    pols = state.get("policies") or []
+    policies = []
+    for i in range(min(cfg.npol, abi.OOMK_POLICY_MAX)):
+        pol = cfg.pol[i]
+        about = pols[i] if i < len(pols) and isinstance(pols[i], dict) else {}
+        policies.append({
+            "name": about.get("name", f"#{i}"),
+            "text": about.get("text", ""),
+            "selectors": about.get("selectors", {}),
+            "min_used_bytes": pol.min_used,
+            "limits": {r.name: pol.limits[r.id] for r in RULES},
+            "dry_run": bool(pol.dry_run),
+            "scope": "tree" if pol.tree else "process",
+            "interval": float(state.get("interval", 1.0)),
+            "tracked": 0, "condemned": 0, "killed": 0,
+        })
+    if not policies:
+        raise StatusError("the running killer has no policy in its config map: "
+                          "run the status of the same build as the killer")
+    default = next((p for p in policies if p["name"] == DEFAULT), policies[-1])
     processes = []
     for tgid, p in entries:
         counters = list(p.counters)
+        pol = policies[p.policy] if p.policy < len(policies) else default
+        limits = [pol["limits"][r.name] for r in RULES]
+        pol["tracked"] += 1
+        pol["condemned"] += bool(p.condemned)
+        pol["killed"] += bool(p.state & 1)
         processes.append({
             "pid": tgid,
             "comm": events.comm_text(p.comm),
+            "policy": pol["name"],
             "counters": {r.name: counters[r.id] for r in RULES},
             "condemned": bool(p.condemned),
             "condemned_rule": events.rule_name(p.condemned - 1) if p.condemned else None,
@@ -129,14 +152,10 @@ def collect() -> dict:
         "version": state.get("version"),
         "started": state.get("started"),
         "generation": cfg.generation,
-        "policy": {
-            "text": policy.policy_text(),
-            "name": name,
-            "min_used_bytes": cfg.min_used,
-            "limits": {r.name: limits[r.id] for r in RULES},
-            "interval": policy.interval,
-            "dry_run": bool(cfg.dry_run),
-        },
+        "policy": {**default, "text": state.get("policy", default["text"]),
+                   "name": default["selectors"].get("name", "")[2:-1]},
+        "policies": policies,
+        "min_used_bytes": cfg.min_used,
         "gate_open": bool(stats.gate_open),
         "mem_used_bytes": stats.mem_used,
         "families": state.get("families", {}),
@@ -168,6 +187,16 @@ def _cell(rule: str, value: int, limit: int) -> str:
     return f"{r.format(value)}/{r.format(limit)}"
 
 
+def _policy_lines(st: dict) -> list[str]:
+    """The default policy alone: one line as before policies. Else one line
+    per policy, with its totals, in the order BPF tries them."""
+    pols = st["policies"]
+    if len(pols) == 1 and pols[0]["name"] == DEFAULT:
+        return [f"policy:   {st['policy']['text']}"]
+    return [f"policy {p['name']}: {p['text']} (tracked {p['tracked']}, condemned "
+            f"{p['condemned']}, killed {p['killed']})" for p in pols]
+
+
 def format_text(st: dict) -> str:
     pol = st["policy"]
     gate = "open" if st["gate_open"] else "closed"
@@ -175,9 +204,9 @@ def format_text(st: dict) -> str:
     lines = [
         f"oomkiller {st['version']}, pid {st['pid']}, running since {st['started']}, "
         f"generation {st['generation']}",
-        f"policy:   {pol['text']}",
+        *_policy_lines(st),
         f"memory:   {format_size(st['mem_used_bytes'])} used, gate {gate} "
-        f"(opens at {format_size(pol['min_used_bytes'])})",
+        f"(opens at {format_size(st.get('min_used_bytes', pol['min_used_bytes']))})",
         f"families: {fams}",
         *(f"kernel:   {note}" for note in st.get("kernel", [])),
         f"totals:   kills {st['kills']}, condemned {st['condemned']}, dry-runs {st['dry_runs']}, "
@@ -188,11 +217,14 @@ def format_text(st: dict) -> str:
     if not st["processes"]:
         lines += ["", "no tracked targets"]
         return "\n".join(lines)
-    header = ["PID", "NAME"] + [r.name.upper() for r in RULES] + ["STATE"]
+    header = ["PID", "NAME", "POLICY"] + [r.name.upper() for r in RULES] + ["STATE"]
+    by_name = {p["name"]: p for p in st["policies"]}
     rows = []
     for p in st["processes"]:
-        cells = [str(p["pid"]), events._escape(p["comm"].encode("utf-8", "surrogateescape"))]
-        cells += [_cell(r.name, p["counters"][r.name], pol["limits"][r.name]) for r in RULES]
+        limits = by_name.get(p["policy"], pol)["limits"]
+        cells = [str(p["pid"]), events._escape(p["comm"].encode("utf-8", "surrogateescape")),
+                 p["policy"]]
+        cells += [_cell(r.name, p["counters"][r.name], limits[r.name]) for r in RULES]
         state = "-"
         if p["killed"]:
             state = f"killed ({p['condemned_rule']})" if p["condemned_rule"] else "killed"
