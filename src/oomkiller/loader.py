@@ -292,7 +292,7 @@ class Killer:
         self.events.as_json = self.s.json
         if self.pins.active:
             self.publish()
-        self.note(journal.INFO, f"reloaded: {self.s.policy_text()}")
+        self.note(journal.INFO, f"reloaded: {describe.policies_text(self)}")
         # A tick now, not up to --interval later: if the new settings open
         # the gate (a lower min-used), a target condemned behind the closed
         # gate dies at this sweep (issue 17). It feeds the watchdog as any
