@@ -162,13 +162,13 @@ def test_a_cgroup_policy_kills_in_the_cgroup_and_below_and_after_a_move(tmp_path
         # Moved in while it waits, after 5 writes no policy counted.
         with K.Workload(K.WORK, "write:5", "sig", "write:30", progress=True) as w:
             assert w.wait_state(K.S_WAITING), f"never reached sig: {w.progress()}"
-            assert w.progress()[K.P_DONE] == 5
+            assert w.progress()[K.P_TOTAL] == 5, w.progress()
             assert H.find_proc(H.status_json(), w.pid) is None, "tracked before it is in the cgroup"
             (cg / "cgroup.procs").write_text(str(w.pid))
             os.kill(w.pid, signal.SIGUSR1)
             res = w.wait()
         assert res.killed, f"moved into the cgroup, then 30 writes: {res.describe()}"
-        assert res.done == 5 + 19, \
+        assert res.done == 19 and res.progress[K.P_TOTAL] == 5 + 19, \
             f"counted from the move: the 20th write after it kills ({res.describe()})"
         event(k, res.pid, "kill", "cg", 20, 20)
         killed.add(res.pid)
@@ -250,13 +250,19 @@ def test_a_reload_that_drops_a_policy_frees_its_targets(tmp_path):
         assert w.wait_writes(200, timeout=20), \
             f"with policy a gone, 200 writes should pass: {w.progress()} alive={w.alive()}; " \
             f"events {k.find_events(pid=w.pid)}"
-        p = H.find_proc(H.status_json(), w.pid)
-        assert p is None or p["policy"] != "z", \
-            f"a process no policy selects shows under policy z (uid {NOBODY_UID}): {p}"
         k.wait_samples(1)
         assert w.alive(), f"killed with no policy selecting it: {k.find_events(pid=w.pid)}"
         assert not k.find_events(pid=w.pid), k.find_events(pid=w.pid)
         no_kills_of_others(k, set())
+
+        # Status: no policy selects it now, so none may claim it. (The entry
+        # kept from policy a holds a's index, 0, which is z's now.)
+        st = H.status_json()
+        p = H.find_proc(st, w.pid)
+        z = st["policies"][0]
+        assert (p is None or p["policy"] != "z") and z["tracked"] == 0, \
+            f"status shows a process that no policy selects (uid {os.getuid()}, not " \
+            f"{NOBODY_UID}) under policy z, tracked {z['tracked']}, at its limits: {p}"
 
 
 # ---- surfaces: status, events, ready line, metrics --------------------------------
