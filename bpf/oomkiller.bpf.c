@@ -430,21 +430,29 @@ static __always_inline __u64 cgroup_id_of(struct task_struct *leader)
 	return BPF_CORE_READ(leader, cgroups, dfl_cgrp, kn, id);
 }
 
+static __noinline int tree_member_policy(__u32 tgid, __u64 start_time);
+
 /* The policy of leader's process (its index in cfg.pol), or -1: not a
- * target. The choice is kept; when task storage can't be had (the kernel
- * refuses it under recursion, or no memory), it is made afresh. */
+ * target. A tree's member has its tree's policy, whatever it is now. The
+ * choice is kept; when task storage can't be had (the kernel refuses it
+ * under recursion, or no memory), it is made afresh. */
 static __always_inline int policy_of_leader(struct task_struct *leader)
 {
 	__u64 w0 = *(const __u64 *)leader->comm;
 	__u64 w1 = *(const __u64 *)(leader->comm + 8);
 	__u64 cgid = cgroup_id_of(leader);
 	struct oomk_sel *s;
-	int pol;
+	int pol, member;
 
 	s = bpf_task_storage_get(&sels, leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (s && s->valid && s->comm0 == w0 && s->comm1 == w1 && s->cgid == cgid)
 		return s->policy;
 	pol = select_policy(leader);
+	if (cfg.flags & OOMK_CF_TREES) {
+		member = tree_member_policy(leader->tgid, leader->start_time);
+		if (member >= 0)
+			pol = member;
+	}
 	if (s) {
 		s->valid = 0;
 		s->comm0 = w0;
@@ -781,6 +789,170 @@ static __always_inline void count_rule(__u64 *total, __u64 *per_rule, __u32 rule
 		__sync_fetch_and_add(&per_rule[rule], 1);
 }
 
+/* ---------------------------------------------------------------------
+ * Trees (scope = tree). A tree policy keeps one total for the process it
+ * first chose and everything that process forks or execs afterwards, in
+ * a tree's entry of procs under a key no pid has (TREE_KEY set). Each
+ * member keeps its own entry, with tree = that key, for what is its own
+ * (start time, fd level, the kill claim); counts and the verdict go to
+ * the tree's entry (acct()). Membership outlives exec and renames, so
+ * handing the work to children that exec another program is no way out;
+ * it ends at exit, or when a reload removes the tree's policy or makes it
+ * scope = process. A tree's policy is known by oomk_policy.id, which a
+ * reload keeps for the same name: tree entries outlive generations.
+ */
+#define TREE_KEY	0x80000000u
+__u32 tree_seq;
+
+/* Where p's counts go: its tree's entry, or p itself. */
+static __always_inline struct oomk_proc *acct(struct oomk_proc *p)
+{
+	__u32 key = p->tree;
+	struct oomk_proc *te;
+
+	if (!key)
+		return p;
+	te = bpf_map_lookup_elem(&procs, &key);
+	return te ? te : p;
+}
+
+struct id_find {
+	__u32 id;
+	__s32 index;
+};
+
+static long id_one(__u32 i, struct id_find *f)
+{
+	if (i >= OOMK_POLICY_MAX)
+		return 1;
+	if (POL(i)->id == f->id && POL(i)->tree) {
+		f->index = i;
+		return 1;
+	}
+	return 0;
+}
+
+/* The index of the tree policy whose id is `id` in this generation, -1. */
+static __noinline int tree_policy_index(__u32 id)
+{
+	struct id_find f = { .id = id, .index = -1 };
+
+	bpf_loop(cfg.npol < OOMK_POLICY_MAX ? cfg.npol : OOMK_POLICY_MAX, id_one, &f, 0);
+	return f.index;
+}
+
+/* A tree whose policy is still a tree policy: te->policy is made its
+ * index in this generation. 0: the policy is gone (its members are no
+ * longer targets). */
+static __noinline int tree_live(struct oomk_proc *te)
+{
+	int index;
+
+	if (te->generation == cfg.generation)
+		return 1;
+	index = tree_policy_index(te->pol_id);
+	if (index < 0)
+		return 0;
+	te->policy = index;
+	return 1;
+}
+
+/* The tree policy of process tgid, a member, or -1. */
+static __noinline int tree_member_policy(__u32 tgid, __u64 start_time)
+{
+	struct oomk_proc *p, *te;
+	__u32 key;
+
+	if (tgid == cfg.loader_tgid || tgid == cfg.exempt_tgid)
+		return -1;
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	if (!p || !p->tree || p->start_time != start_time)
+		return -1;
+	key = p->tree;
+	te = bpf_map_lookup_elem(&procs, &key);
+	if (!te)
+		return -1;
+	return tree_policy_index(te->pol_id);
+}
+
+/* p leaves its tree (it exits, or its policy changed). Once: the twins
+ * both try, and only one takes the key. The last member out deletes it. */
+static __noinline void tree_leave(struct oomk_proc *p)
+{
+	__u32 key = __sync_lock_test_and_set(&p->tree, 0);
+	struct oomk_proc *te;
+
+	if (!key)
+		return;
+	te = bpf_map_lookup_elem(&procs, &key);
+	if (!te)
+		return;
+	__sync_fetch_and_sub(&te->counters[OOMK_RULE_FDS], p->counters[OOMK_RULE_FDS]);
+	if (__sync_fetch_and_sub(&te->members, 1) == 1 && !bpf_map_delete_elem(&procs, &key))
+		__sync_fetch_and_sub(&stats.tracked, 1);
+}
+
+/* p starts a tree of policy pol: it is the first process that policy
+ * chose. Its fd level is the tree's first. */
+static __noinline void tree_new(struct oomk_proc *p, __u32 pol)
+{
+	struct oomk_proc init = {};
+	__u32 key = TREE_KEY | ((__sync_fetch_and_add(&tree_seq, 1) + 1) & ~TREE_KEY);
+
+	init.members = 1;
+	init.pol_id = POL(pol)->id;
+	init.policy = pol;
+	init.generation = cfg.generation;
+	init.start_time = p->start_time;
+	init.counters[OOMK_RULE_FDS] = p->counters[OOMK_RULE_FDS];
+	__builtin_memcpy(init.comm, p->comm, OOMK_COMM_LEN);
+	if (bpf_map_update_elem(&procs, &key, &init, BPF_NOEXIST)) {
+		__sync_fetch_and_add(&stats.untracked, 1);	/* full: it counts alone */
+		return;
+	}
+	__sync_fetch_and_add(&stats.tracked, 1);
+	p->tree = key;
+}
+
+/* Bring p's membership in line with its policy now, pol. */
+static __noinline void tree_fix(struct oomk_proc *p, __u32 pol)
+{
+	struct oomk_proc *te;
+	__u32 key = p->tree;
+
+	if (key) {
+		te = bpf_map_lookup_elem(&procs, &key);
+		if (te && POL(pol)->tree && te->pol_id == POL(pol)->id) {
+			te->policy = pol;
+			return;
+		}
+		tree_leave(p);
+	}
+	if (POL(pol)->tree)
+		tree_new(p, pol);
+}
+
+/* child, a new process of p's tree, joins it: an entry of its own now,
+ * before it first runs (sched_process_fork comes before its wake-up). */
+static __noinline void tree_adopt(struct oomk_proc *p, struct task_struct *child, __u32 pol)
+{
+	struct oomk_proc init = {}, *te;
+	__u32 key = p->tree, ctgid = child->tgid;
+
+	te = bpf_map_lookup_elem(&procs, &key);
+	if (!te)
+		return;
+	init.start_time = child->start_time;
+	init.generation = cfg.generation;
+	init.policy = pol;
+	init.tree = key;
+	__builtin_memcpy(init.comm, child->comm, OOMK_COMM_LEN);
+	if (bpf_map_update_elem(&procs, &ctgid, &init, BPF_NOEXIST))
+		return;		/* the twin adopted it, or procs is full */
+	__sync_fetch_and_add(&stats.tracked, 1);
+	__sync_fetch_and_add(&te->members, 1);
+}
+
 /* The kernel refused the signal (the task is exiting, or the irq_work
  * bpf_send_signal needs is busy): the process stays condemned and not
  * killed, and the next checkpoint or sweep tries again. */
@@ -792,11 +964,9 @@ static __always_inline void kill_refused(struct oomk_proc *p, __u32 rule)
 }
 
 /* After a claim: report a dry run, or a kill the kernel accepted. */
-static __always_inline void killed(struct oomk_proc *p, __u32 tgid, __u32 tid, __u32 rule,
-				   __u64 value, const char *comm, int err)
+static __always_inline void killed(struct oomk_proc *p, __u32 pol, __u32 tgid, __u32 tid,
+				   __u32 rule, __u64 value, const char *comm, int err)
 {
-	__u32 pol = p->policy;
-
 	if (POL(pol)->dry_run) {
 		count_rule(&stats.dry_runs, stats.rule_dry_runs, rule);
 		emit(OOMK_EV_DRY_RUN, tgid, tid, rule, value, comm, pol);
@@ -808,34 +978,36 @@ static __always_inline void killed(struct oomk_proc *p, __u32 tgid, __u32 tid, _
 	}
 }
 
-/* The one way a SIGKILL leaves this object. `leader` is the process's
- * thread-group leader; `self`: current is one of its threads, in the hook
- * that saw the crossing, and bpf_send_signal() makes the signal pending
+/* The one way a SIGKILL leaves this object. p is the process's entry, a
+ * the entry that holds its verdict: p, or its tree's (acct()). `leader` is
+ * the process's thread-group leader; `self`: current is one of its
+ * threads, in a hook, and bpf_send_signal() makes the signal pending
  * before it returns to user space, so it runs no further insn. Else (the
  * deferred sweep, a thread's exit) the kfunc signals it from outside.
  * Checked here, at the moment of sending, whoever calls: the process the
  * entry was made for (tgid and the leader's start_time: not a reused PID),
  * and a target right now: a policy still applies (an exec or a rename out
- * of its selectors, or a reload that removed it, means no kill). A process
- * whose policy changed meanwhile (a reload, a move) stays condemned, and
- * the policy it has now says whether its gate is open and if it is a dry
- * run.
+ * of its selectors, or a reload that removed it, means no kill; a tree's
+ * member is one while its tree's policy is). A process whose policy
+ * changed meanwhile (a reload, a move) stays condemned, and the policy it
+ * has now says whether its gate is open and if it is a dry run.
  *
  * The verdict (rule, value) is read once, before the claim, and the event
  * says what was read and the name of the task signalled; an entry with no
  * verdict is never killed. (A kill event once reported rule 2^32 - 1: two
  * uprobe runs sharing a private stack, see on_rand_call().) */
-static __always_inline void kill(struct oomk_proc *p, struct task_struct *leader,
-				 __u32 tgid, __u32 tid, bool self)
+static __always_inline void kill(struct oomk_proc *p, struct oomk_proc *a,
+				 struct task_struct *leader, __u32 tgid, __u32 tid, bool self)
 {
-	__u32 rule = p->condemned - 1;
-	__u64 value = p->value;
+	__u32 rule = a->condemned - 1;
+	__u64 value = a->value;
 	int err = 0, pol;
 
 	/* The event names the thread that crossed, not whichever of its
 	 * threads reached a hook first (another one's syscall exit can run
-	 * between the crossing and its own enforce()). */
-	if (self)
+	 * between the crossing and its own enforce()); in a tree, the thread
+	 * that crossed may be another process's: then the one killed. */
+	if (self && a == p)
 		tid = p->tid;
 
 	if (rule >= OOMK_RULE_MAX || leader->tgid != tgid || leader->start_time != p->start_time)
@@ -844,25 +1016,29 @@ static __always_inline void kill(struct oomk_proc *p, struct task_struct *leader
 	 * proc_get() gave the entry that policy (choosing again here would
 	 * put a sixth frame on io_uring's walks: 560 bytes of stack). */
 	if (!self) {
-		pol = policy_of_leader(leader);
-		if (pol < 0)
+		if (a == p) {
+			pol = policy_of_leader(leader);
+			if (pol < 0)
+				return;
+			if (p->policy != pol)
+				p->policy = pol;
+		} else if (!tree_live(a)) {
 			return;
-		if (p->policy != pol)
-			p->policy = pol;
+		}
 	}
-	pol = p->policy;
+	pol = a->policy;
 	if (!gate_open_for(pol) || !claim_kill(p))
 		return;
 	if (!POL(pol)->dry_run)
 		err = self ? bpf_send_signal(SIGKILL) :
 			     bpf_send_signal_task(leader, SIGKILL, PIDTYPE_TGID, 0);
-	killed(p, tgid, tid, rule, value, leader->comm, err);
+	killed(p, pol, tgid, tid, rule, value, leader->comm, err);
 }
 
 /* Kill process tgid from outside its own running threads: kfuncs, so
  * tracing and syscall programs only. Before Linux 6.13 there is no kfunc
  * to signal another task: the next sweep hands the kill to the loader. */
-static __always_inline void kill_tgid(struct oomk_proc *p, __u32 tgid)
+static __always_inline void kill_tgid(struct oomk_proc *p, struct oomk_proc *a, __u32 tgid)
 {
 	struct task_struct *t;
 
@@ -873,14 +1049,15 @@ static __always_inline void kill_tgid(struct oomk_proc *p, __u32 tgid)
 	t = bpf_task_from_pid(tgid);
 	if (!t)
 		return;
-	kill(p, t, tgid, 0, false);
+	kill(p, a, t, tgid, 0, false);
 	bpf_task_release(t);
 }
 
 /* value reached limit: condemn (sticky). The caller's enforce() kills it
  * if the gate is open; with the gate closed the sweep will. The first rule
  * claims it, writes value, then publishes condemned (an xchg: a full
- * barrier), so whoever sees condemned sees the value it was reached at. */
+ * barrier), so whoever sees condemned sees the value it was reached at.
+ * p: the entry that holds the verdict (a tree's, for its members). */
 static __always_inline void condemn(struct oomk_proc *p, __u32 tgid, __u32 tid,
 				    __u32 rule, __u64 value)
 {
@@ -896,17 +1073,26 @@ static __always_inline void condemn(struct oomk_proc *p, __u32 tgid, __u32 tid,
 	emit(OOMK_EV_CONDEMNED, tgid, tid, rule, value, p->comm, p->policy);
 }
 
-static __always_inline bool kill_due(struct oomk_proc *p)
+/* p is to die now: its verdict (in a) stands, it is not killed yet, and
+ * its policy's gate is open. */
+static __always_inline bool due(struct oomk_proc *p, struct oomk_proc *a)
 {
-	return p->condemned && !(p->state & OOMK_ST_KILLED) && gate_open_for(p->policy);
+	return a->condemned && !(p->state & OOMK_ST_KILLED) && gate_open_for(a->policy);
 }
 
 /* A condemned process that is still running meets an open gate: current,
- * one of its threads, is in a hook. */
+ * one of its threads, is in a hook. A condemned tree's other members die
+ * at their next hook, or at the sweep, which the loader runs at once when
+ * this kill's event reaches it. */
 static __always_inline void enforce(struct oomk_proc *p, __u32 tgid, __u32 tid)
 {
-	if (kill_due(p))
-		kill(p, bpf_get_current_task_btf()->group_leader, tgid, tid, true);
+	struct oomk_proc *a = acct(p);
+
+	if (!due(p, a))
+		return;
+	kill(p, a, bpf_get_current_task_btf()->group_leader, tgid, tid, true);
+	if (a != p)
+		sweep_pending = 1;
 }
 
 static __always_inline void add_and_check(struct oomk_proc *p, __u32 tgid, __u32 tid,
@@ -916,6 +1102,7 @@ static __always_inline void add_and_check(struct oomk_proc *p, __u32 tgid, __u32
 
 	if (rule >= OOMK_RULE_MAX)
 		return;
+	p = acct(p);
 	limit = limit_of(p->policy, rule);
 	/* fetch_add: concurrent threads lose no update and exactly one of
 	 * them sees the crossing, with the exact value. */
@@ -924,14 +1111,33 @@ static __always_inline void add_and_check(struct oomk_proc *p, __u32 tgid, __u32
 		condemn(p, tgid, tid, rule, old + inc);
 }
 
+/* A member's fd level n into its tree's total, which comes back: each
+ * member adds the change of its own level (an xchg, so concurrent
+ * threads' changes add up), and takes its level out when it leaves. */
+static __always_inline __u64 tree_level(struct oomk_proc *a, struct oomk_proc *p, __u64 n)
+{
+	__u64 old = __sync_lock_test_and_set(&p->counters[OOMK_RULE_FDS], n);
+
+	return __sync_add_and_fetch(&a->counters[OOMK_RULE_FDS], n - old);
+}
+
 static __always_inline void fds_check(struct oomk_proc *p, struct task_struct *t,
 				      __u32 tgid, __u32 tid)
 {
 	volatile __u64 *level = &p->counters[OOMK_RULE_FDS];
-	__u64 n, direct = 0;
+	struct oomk_proc *a = acct(p);
+	__u64 n, direct = 0, limit = limit_of(a->policy, OOMK_RULE_FDS);
 
 	if (p->state & OOMK_ST_URING)
 		direct = count_direct(t, tgid);
+	if (a != p) {
+		if (tree_level(a, p, count_fds(t) + direct) < limit)
+			return;
+		n = tree_level(a, p, count_installed_fds(t) + direct);
+		if (n >= limit)
+			condemn(a, tgid, tid, OOMK_RULE_FDS, n);
+		return;
+	}
 	*level = count_fds(t) + direct;
 	/* Judge the level read back from the map, not the loop's sum: a sum
 	 * compared with the limit (a constant to the verifier: frozen
@@ -940,18 +1146,19 @@ static __always_inline void fds_check(struct oomk_proc *p, struct task_struct *t
 	 * minutes at 2^30. A level another thread stored meanwhile is a real
 	 * count of the same table too. */
 	n = *level;
-	if (n < limit_of(p->policy, OOMK_RULE_FDS))
+	if (n < limit)
 		return;
 	/* Installed <= reserved: the popcount never hides a crossing. */
 	*level = count_installed_fds(t) + direct;
 	n = *level;
-	if (n >= limit_of(p->policy, OOMK_RULE_FDS))
+	if (n >= limit)
 		condemn(p, tgid, tid, OOMK_RULE_FDS, n);
 }
 
 /* After a reload the limits may have dropped below counters that already
  * passed them, and the crossing test (old < limit <= new) would never
- * fire: judge the entry once against the new limits. */
+ * fire: judge the entry once against the new limits. p: the entry that
+ * holds the counts (acct()). */
 static __always_inline void rejudge(struct oomk_proc *p, __u32 tgid, __u32 tid)
 {
 	if (p->generation == cfg.generation)
@@ -966,9 +1173,13 @@ static __always_inline void rejudge(struct oomk_proc *p, __u32 tgid, __u32 tid)
 }
 
 /* Drop tgid's entry; only the one delete that removes it counts (the
- * twins both try). */
+ * twins both try). A tree's member leaves its tree first. */
 static __always_inline void untrack(__u32 tgid)
 {
+	struct oomk_proc *p = bpf_map_lookup_elem(&procs, &tgid);
+
+	if (p && p->tree)
+		tree_leave(p);
 	if (!bpf_map_delete_elem(&procs, &tgid))
 		__sync_fetch_and_sub(&stats.tracked, 1);
 	bpf_map_delete_elem(&urings, &tgid);
@@ -1013,12 +1224,17 @@ static __always_inline struct oomk_proc *proc_get(struct task_struct *t, __u32 t
 			p->policy = pol;
 			p->generation = 0;
 		}
-		rejudge(p, tgid, tid);
+		if (p->tree || POL(pol)->tree)
+			tree_fix(p, pol);
+		rejudge(acct(p), tgid, tid);
 		return p;
 	}
 	p = proc_new(t->group_leader, tgid, pol);
-	if (p)
+	if (p) {
+		if (POL(pol)->tree)
+			tree_fix(p, pol);
 		fds_check(p, t, tgid, tid);
+	}
 	return p;
 }
 
@@ -2262,6 +2478,13 @@ static __always_inline void exec_checkpoint(struct task_struct *p, __u32 old_pid
 	e = bpf_map_lookup_elem(&procs, &tgid);
 	if (!e)
 		return;
+	/* A tree's member stays one, its counts in the tree's entry. */
+	if (e->tree && pol >= 0) {
+		__builtin_memcpy(e->comm, p->comm, OOMK_COMM_LEN);
+		e->policy = pol;
+		enforce(e, tgid, (__u32)bpf_get_current_pid_tgid());
+		return;
+	}
 	if (!e->condemned) {
 		untrack(tgid);
 		return;
@@ -2297,7 +2520,7 @@ static __always_inline void exit_checkpoint(struct task_struct *t)
 {
 	__u32 tgid = t->tgid, tid = t->pid;
 	bool group_dead = t->signal->live.counter == 0;
-	struct oomk_proc *p;
+	struct oomk_proc *p, *a;
 	struct oomk_thr *th;
 
 	if (!live())
@@ -2308,8 +2531,9 @@ static __always_inline void exit_checkpoint(struct task_struct *t)
 		    policy_of(t) >= 0 && (p = bpf_map_lookup_elem(&procs, &tgid))) {
 			fold(p, th, t, tgid, tid);
 			fds_check(p, t, tgid, tid);
-			if (kill_due(p))
-				kill_tgid(p, tgid);
+			a = acct(p);
+			if (due(p, a))
+				kill_tgid(p, a, tgid);
 		}
 		bpf_map_delete_elem(&thrs, &tid);
 	}
@@ -2359,6 +2583,9 @@ static __always_inline void fork_checkpoint(struct task_struct *child)
 	tgid = id >> 32;
 	tid = (__u32)id;
 	p = proc_get(t, tgid, tid, pol);
+	/* A new process of a tree is its member from birth. */
+	if (p && p->tree && child->tgid != tgid)
+		tree_adopt(p, child, pol);
 	if (!thr_set(child, child->tgid, ctid, 0, 0) || !p)
 		return;
 	if (child->tgid == tgid)
@@ -2506,12 +2733,25 @@ struct oomk_due due_list;
 
 static long sweep_one(struct bpf_map *map, __u32 *key, struct oomk_proc *p, void *ctx)
 {
-	__u32 n;
+	struct oomk_proc *a;
+	__u32 n, tgid = *key;
 
-	if (!p->condemned || (p->state & OOMK_ST_KILLED))
+	/* A tree's entry is no process: its members die. */
+	if (tgid & TREE_KEY)
 		return 0;
+	a = acct(p);
+	if (!a->condemned || (p->state & OOMK_ST_KILLED))
+		return 0;
+	if (a != p && !tree_live(a))
+		return 0;
+	/* Behind a gate still closed (another policy's opened this sweep):
+	 * the next sweep looks again. */
+	if (!gate_open_for(a->policy)) {
+		sweep_pending = 1;
+		return 0;
+	}
 	if (cfg.flags & OOMK_CF_SIGNAL_TASK) {
-		kill_tgid(p, *key);
+		kill_tgid(p, a, tgid);
 		return 0;
 	}
 	n = due_list.n;
@@ -2519,7 +2759,7 @@ static long sweep_one(struct bpf_map *map, __u32 *key, struct oomk_proc *p, void
 		due_list.more = 1;
 		return 1;
 	}
-	due_list.tgids[n] = *key;
+	due_list.tgids[n] = tgid;
 	due_list.n = n + 1;
 	return 0;
 }
@@ -2557,7 +2797,7 @@ int hand_over(struct bpf_iter__task *ctx)
 {
 	struct task_struct *t = ctx->task, *leader;
 	struct oomk_handover h = {};
-	struct oomk_proc *p;
+	struct oomk_proc *p, *a;
 	__u32 tgid;
 	int pol;
 
@@ -2566,26 +2806,34 @@ int hand_over(struct bpf_iter__task *ctx)
 	leader = t->group_leader;
 	tgid = t->tgid;
 	p = bpf_map_lookup_elem(&procs, &tgid);
-	if (!p || !kill_due(p) || p->condemned - 1 >= OOMK_RULE_MAX ||
+	if (!p)
+		return 0;
+	a = acct(p);
+	if (!due(p, a) || a->condemned - 1 >= OOMK_RULE_MAX ||
 	    leader->tgid != tgid || leader->start_time != p->start_time ||
 	    (BPF_CORE_READ(t, signal, flags) & SIGNAL_GROUP_EXIT))
 		return 0;
-	pol = policy_of_leader(leader);
-	if (pol < 0)
+	if (a == p) {
+		pol = policy_of_leader(leader);
+		if (pol < 0)
+			return 0;
+		if (p->policy != pol)
+			p->policy = pol;
+	} else if (!tree_live(a)) {
 		return 0;
-	if (p->policy != pol)
-		p->policy = pol;
+	}
+	pol = a->policy;
 	if (!gate_open_for(pol))
 		return 0;
 	h.policy = pol;
-	h.rule = p->condemned - 1;
-	h.value = p->value;
+	h.rule = a->condemned - 1;
+	h.value = a->value;
 	h.tgid = tgid;
 	__builtin_memcpy(h.comm, leader->comm, OOMK_COMM_LEN);
 	if (!claim_kill(p))
 		return 0;
 	if (POL(pol)->dry_run) {
-		killed(p, tgid, 0, h.rule, h.value, h.comm, 0);
+		killed(p, pol, tgid, 0, h.rule, h.value, h.comm, 0);
 		return 0;
 	}
 	__sync_fetch_and_or(&p->state, OOMK_ST_HANDED);

@@ -68,6 +68,7 @@ struct oomk_hold {
 #define OOMK_CF_PREEMPT	(1u << 5)	/* bpf_preempt_disable/_enable (Linux 6.10) */
 #define OOMK_CF_SOCK_TP	(1u << 6)	/* the sock_send_length tracepoint (Linux 6.3):
 					 * else not_a_write() looks for socket fds */
+#define OOMK_CF_TREES	(1u << 7)	/* some policy has scope = tree */
 
 /* oomk_proc.state bits */
 #define OOMK_ST_KILLED	(1u << 0)	/* SIGKILL sent (or dry-run reported) */
@@ -98,6 +99,8 @@ struct oomk_policy {
 	__u32 dry_run;
 	__u32 tree;				/* scope = tree */
 	__u32 name_len;				/* 1..OOMK_NAME_MAX with OOMK_SEL_NAME */
+	__u32 id;				/* the same for one policy name across reloads */
+	__u32 _pad;
 	char name[OOMK_COMM_LEN];		/* NUL padded */
 	char cg_path[OOMK_PATH_MAX];		/* NUL padded: matched at cgroup_mkdir */
 };
@@ -127,7 +130,9 @@ struct oomk_proc {
 	__u32 generation;	/* limits this entry was last judged by */
 	__u32 tid;		/* the thread that crossed (condemn()), for events */
 	__u32 policy;		/* index in oomk_config.pol, as last selected */
-	__u32 tree;		/* scope = tree: key of the tree's entry, else 0 */
+	__u32 tree;		/* a tree's member: key of the tree's entry, else 0 */
+	__u32 members;		/* a tree's entry: its members */
+	__u32 pol_id;		/* a tree's entry: oomk_policy.id of its policy */
 };
 
 /* One ring buffer record. */

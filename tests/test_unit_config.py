@@ -347,7 +347,7 @@ def test_shipped_config_example_sections_parse():
     assert [s.name for s in c.sections] == ["ci", "batch"]
     assert c.sections[0].values == {"unit": "ci-runner.service", "max-threads": "2000",
                                     "max-fds": "off"}
-    assert c.sections[1].values == {"user": "batch", "max-read": "500G"}
+    assert c.sections[1].values == {"user": "batch", "max-read": "500G", "scope": "tree"}
 
 
 def test_env_var_is_read_by_default(tmp_path, monkeypatch):

@@ -160,20 +160,12 @@ def test_unset_settings_are_built_in_defaults_not_the_top_level(tmp_path):
 def test_every_value_of_a_section(tmp_path):
     s = load(tmp_path, "[policy all]\nname = ci\nmax-fds = off\nmax-writes = 5\n"
              "max-read = 1.5G\nmax-threads = 9\nmax-rand = 18446744073709551614\n"
-             "max-tcp-packets = OFF\nmin-used = 0\ndry-run = on\nscope = process\n")
+             "max-tcp-packets = OFF\nmin-used = 0\ndry-run = on\nscope = tree\n")
     (p,) = s.named_policies
     assert p.limits == (OFF, 5, 3 * G // 2, 9, OFF - 1, OFF)
-    assert (p.min_used, p.dry_run, p.scope) == (0, True, "process")
+    assert (p.min_used, p.dry_run, p.scope) == (0, True, "tree")
     assert p.limits_text() == ("min-used=0B fds=off writes=5 read-bytes=1.5G threads=9 "
-                               "rand=18446744073709551614 tcp-packets=off dry-run")
-
-
-def test_scope_tree_is_refused_until_it_is_built(tmp_path):
-    path = write(tmp_path, "[policy all]\nname = ci\nscope = tree\n")
-    with pytest.raises(ConfigError) as e:
-        options.settings_from(["--config", path])
-    assert str(e.value) == (f"{path}:3: scope: 'tree' is not built yet: use process "
-                            "(each process counts alone) for now")
+                               "rand=18446744073709551614 tcp-packets=off scope=tree dry-run")
 
 
 VALUE_ERRORS = [
@@ -456,7 +448,7 @@ def test_settings_without_a_config_have_only_default():
 def test_check_shows_every_policy_with_origins(tmp_path, capsys, cgroup):
     mount, rel = cgroup
     path = write(tmp_path, f"max-fds = 50\n[policy ci]\ncgroup = {mount}{rel}\n"
-                 "max-threads = 2000\nmax-fds = off\n[policy batch]\nuser = 0\nscope = process\n")
+                 "max-threads = 2000\nmax-fds = off\n[policy batch]\nuser = 0\nscope = tree\n")
     assert check.main(["--config", path, "--max-writes", "7"]) == 0
     out = capsys.readouterr().out.splitlines()
     at = out.index(f"policy ci: cgroup={rel}")
@@ -469,7 +461,7 @@ def test_check_shows_every_policy_with_origins(tmp_path, capsys, cgroup):
         ["dry-run", "no", "default"], ["scope", "process", "default"]]
     assert out[at + 11] == "policy batch: user=0"
     assert out[at + 12].split() == ["user", "0", f"{path}:7"]
-    assert out[at + 21].split() == ["scope", "process", f"{path}:8"]
+    assert out[at + 21].split() == ["scope", "tree", f"{path}:8"]
     assert out[at + 22] == 'policy default: name~"oomp"'
     assert out[at + 23].split() == ["name", "oomp", "default"]
     assert out[at + 24].split() == ["max-fds", "50", f"{path}:1"]

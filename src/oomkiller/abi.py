@@ -34,6 +34,9 @@ CF_TASK_KFUNCS = 1 << 3
 CF_SIGNAL_TASK = 1 << 4
 CF_PREEMPT = 1 << 5
 CF_SOCK_TP = 1 << 6
+CF_TREES = 1 << 7
+# procs keys of trees' entries (scope = tree): no pid has the top bit
+TREE_KEY = 1 << 31
 
 OOMK_DUE_MAX = 64
 OOMK_POLICY_MAX = 64
@@ -55,6 +58,8 @@ class OomkPolicy(Structure):
         ("dry_run", c_uint32),
         ("tree", c_uint32),
         ("name_len", c_uint32),
+        ("id", c_uint32),
+        ("_pad", c_uint32),
         ("name", c_char * OOMK_COMM_LEN),
         ("cg_path", c_char * OOMK_PATH_MAX),
     ]
@@ -87,6 +92,8 @@ class OomkProc(Structure):
         ("tid", c_uint32),
         ("policy", c_uint32),
         ("tree", c_uint32),
+        ("members", c_uint32),
+        ("pol_id", c_uint32),
     ]
 
 

@@ -7,6 +7,7 @@ BPF chooses: the loader only copies what the settings say (policy.py).
 from __future__ import annotations
 
 import os
+import zlib
 from typing import Optional, Sequence
 
 from oomkiller import abi, selectors
@@ -27,8 +28,15 @@ def selectors_of(p: Policy) -> int:
     return sel
 
 
+def policy_id(name: str) -> int:
+    """oomk_policy.id: the same for one name in every generation, so that a
+    tree (scope = tree) outlives a reload that keeps its policy."""
+    return zlib.crc32(os.fsencode(name)) or 1
+
+
 def fill(cfg: abi.OomkConfig, policies: Sequence[Policy]) -> None:
-    """cfg.npol, pol[], sel_any, rules_on and min_used (the lowest gate)."""
+    """cfg.npol, pol[], sel_any, rules_on, min_used (the lowest gate), and
+    the CF_TREES flag (after cfg.flags is set)."""
     assert 0 < len(policies) <= abi.OOMK_POLICY_MAX
     cfg.npol = len(policies)
     cfg.sel_any = 0
@@ -56,6 +64,9 @@ def fill(cfg: abi.OomkConfig, policies: Sequence[Policy]) -> None:
             out.cg_path = os.fsencode(p.cgroup)
         out.dry_run = int(p.dry_run)
         out.tree = int(p.scope == "tree")
+        out.id = policy_id(p.name)
+        if out.tree:
+            cfg.flags |= abi.CF_TREES
 
 
 def cgroup_id(path: str, mount: Optional[str] = None) -> Optional[int]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from oomkiller import __version__, families, procmap
+from oomkiller import __version__, abi, families, procmap
 from oomkiller.policy import DEFAULT, Policy
 from oomkiller.rules import RULES
 from oomkiller.sizes import format_size
@@ -76,8 +76,9 @@ def summary(k: "Killer") -> str:
     """The -v line at stop; walks the procs map once."""
     assert k.gen is not None
     st = k.stats
-    entries = procmap.walk(k.lib, k.gen.map_fd("procs"), k.s.capacity)
-    condemned = sum(bool(p.condemned) for _, p in entries)
+    every = procmap.walk(k.lib, k.gen.map_fd("procs"), k.s.capacity)
+    entries = [(key, p) for key, p in every if not key & abi.TREE_KEY]  # trees: scope = tree
+    condemned = sum(bool(p.condemned) for _, p in every)
     return (f"stopping: {st.samples} samples, {st.kills} kills, {st.dry_runs} dry-runs, "
             f"{st.condemned} condemned, {st.kill_failed} kills refused, {st.sweeps} sweeps; "
             f"tracking {len(entries)} processes ({condemned} condemned)")

@@ -34,6 +34,7 @@ class EventStream:
         self._offset_ns = events.boot_to_realtime_offset_ns()
         self.closed_output = False  # our stdout's reader went away
         self.held = False  # an EV_HOLD came: a target waits for libprobes
+        self.killed = False  # an EV_KILL came: a tree's other members may be due
         self._cb = _libbpf.RingBufferSampleFn(self._on_event)  # kept alive here
         self._rb = lib.ring_buffer__new(events_fd, self._cb, None, None)
 
@@ -46,6 +47,8 @@ class EventStream:
             if ev.kind == abi.EV_HOLD:  # a wakeup, not a line
                 self.held = True
                 return 0
+            if ev.kind == abi.EV_KILL:
+                self.killed = True
             policy = self._policy_name(ev.generation, ev.policy)
             self.counts[(events.event_name(ev.kind), policy, events.rule_name(ev.rule))] += 1
             line = events.format_event(ev, self._offset_ns, self.as_json, policy)

@@ -246,10 +246,10 @@ class Generation:
         m, offset, _ = self.locate(".rodata", "cfg", abi.OomkConfig)
         base = self.lib.bpf_map__initial_value(m, byref(c_size_t()))
         cfg = abi.OomkConfig.from_address(base + offset)
+        cfg.flags = plan.cfg_flags
         bpfpolicy.fill(cfg, self.policies)
         cfg.loader_tgid = os.getpid()
         cfg.exempt_tgid = exempt_tgid()
-        cfg.flags = plan.cfg_flags
         cfg.generation = self.number
         procs = self.lib.bpf_object__find_map_by_name(self.obj, b"procs")
         if not procs:

@@ -319,6 +319,16 @@ class Killer:
         self.losses.check(self.stats, misses)
         self.metrics.update(self, misses, self.warn)
 
+    def sweep_now(self) -> None:
+        """A kill was reported: if it was a tree's (scope = tree), its other
+        members die at this sweep, not at the next tick (BPF set
+        sweep_pending; otherwise the sweep returns at once)."""
+        self.events.killed = False
+        try:
+            handover.sweep(self.gen, self.plan.cfg_flags, self.warn)
+        except OSError as e:
+            self.warn(f"sweep failed: {e.strerror}")
+
     def release_holds(self) -> None:
         """Probe what held targets map, and resume them (libprobes.py)."""
         if self.events is not None:
@@ -343,6 +353,8 @@ class Killer:
                 break
             if self.events.held:
                 self.release_holds()
+            if self.events.killed:
+                self.sweep_now()
             now = time.monotonic()
             if now >= next_tick and not self.stop_requested:
                 self.tick()

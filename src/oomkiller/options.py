@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 from oomkiller import __version__, abi, config, selectors
 from oomkiller.messages import Parser, UsageError
-from oomkiller.policy import BUILT_SCOPES, GIB, MAX_POLICIES, SCOPES, Policy
+from oomkiller.policy import GIB, MAX_POLICIES, SCOPES, Policy
 from oomkiller.rules import OFF, RULES, off_or
 from oomkiller.settings import ATTACH_CHOICES, Settings
 from oomkiller.sizes import (U64_MAX, NotAWholeNumber, parse_size, plain_decimal,
@@ -240,9 +240,6 @@ def _section_value(key: str, text: str) -> object:
     if key == "scope":
         if text not in SCOPES:
             raise ValueError(f"{text!r}: use " + " or ".join(SCOPES))
-        if text not in BUILT_SCOPES:
-            raise ValueError(f"{text!r} is not built yet: use process (each process "
-                             "counts alone) for now")
         return text
     if key == "name":
         return target_name(text)

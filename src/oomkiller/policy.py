@@ -20,9 +20,6 @@ from oomkiller.sizes import format_size
 DEFAULT = "default"
 SELECTORS = ("name", "exe", "cgroup", "unit", "user")
 SCOPES = ("process", "tree")
-# What the BPF side does today: tree (one total for a process and all it
-# forks or execs) is specified in issue 20 and not built yet.
-BUILT_SCOPES = ("process",)
 MAX_POLICIES = abi.OOMK_POLICY_MAX
 GIB = 1 << 30
 

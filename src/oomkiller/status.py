@@ -127,23 +127,33 @@ def collect() -> dict:
     if not policies:
         raise StatusError("the running killer has no policy in its config map: "
                           "run the status of the same build as the killer")
-    default = next((p for p in policies if p["name"] == DEFAULT), policies[-1])
+    default = next((p for p in policies if p["name"] == DEFAULT), None)
+    # A tree's entry (scope = tree) holds its members' counts and verdict.
+    trees = {key: p for key, p in entries if key & abi.TREE_KEY}
     processes = []
-    for tgid, p in entries:
+    for tgid, own in entries:
+        if tgid & abi.TREE_KEY:
+            continue
+        p = trees.get(own.tree, own)
         counters = list(p.counters)
-        pol = policies[p.policy] if p.policy < len(policies) else default
-        limits = [pol["limits"][r.name] for r in RULES]
-        pol["tracked"] += 1
-        pol["condemned"] += bool(p.condemned)
-        pol["killed"] += bool(p.state & 1)
+        # An entry not judged since the last reload may name a policy by its
+        # old place in the list: none is shown until the process is seen again.
+        current = p.generation == cfg.generation and p.policy < len(policies)
+        pol = policies[p.policy] if current else None
+        limits = [pol["limits"][r.name] if pol else 0 for r in RULES]
+        if pol is not None:
+            pol["tracked"] += 1
+            pol["condemned"] += bool(p.condemned)
+            pol["killed"] += bool(own.state & 1)
         processes.append({
             "pid": tgid,
-            "comm": events.comm_text(p.comm),
-            "policy": pol["name"],
+            "comm": events.comm_text(own.comm),
+            "policy": pol["name"] if pol else None,
+            "tree": own.tree & ~abi.TREE_KEY if own.tree in trees else None,
             "counters": {r.name: counters[r.id] for r in RULES},
             "condemned": bool(p.condemned),
             "condemned_rule": events.rule_name(p.condemned - 1) if p.condemned else None,
-            "killed": bool(p.state & 1),
+            "killed": bool(own.state & 1),
             "closeness": round(closeness(counters, limits), 4),
         })
     processes.sort(key=lambda d: (-d["closeness"], d["pid"]))
@@ -152,8 +162,11 @@ def collect() -> dict:
         "version": state.get("version"),
         "started": state.get("started"),
         "generation": cfg.generation,
-        "policy": {**default, "text": state.get("policy", default["text"]),
-                   "name": default["selectors"].get("name", "")[2:-1]},
+        # The default policy as before policies (its name substring and the
+        # interval in its text), or the first policy when default is off.
+        "policy": ({**default, "text": state.get("policy", default["text"]),
+                    "name": default["selectors"].get("name", "")[2:-1]} if default
+                   else {**policies[0]}),
         "policies": policies,
         "min_used_bytes": cfg.min_used,
         "gate_open": bool(stats.gate_open),
@@ -221,10 +234,14 @@ def format_text(st: dict) -> str:
     by_name = {p["name"]: p for p in st["policies"]}
     rows = []
     for p in st["processes"]:
-        limits = by_name.get(p["policy"], pol)["limits"]
+        known = by_name.get(p["policy"])
+        where = p["policy"] or "-"
+        if p.get("tree") is not None:
+            where += f" (tree {p['tree']})"
         cells = [str(p["pid"]), events._escape(p["comm"].encode("utf-8", "surrogateescape")),
-                 p["policy"]]
-        cells += [_cell(r.name, p["counters"][r.name], limits[r.name]) for r in RULES]
+                 where]
+        cells += [_cell(r.name, p["counters"][r.name], known["limits"][r.name]) if known
+                  else BY_NAME[r.name].format(p["counters"][r.name]) for r in RULES]
         state = "-"
         if p["killed"]:
             state = f"killed ({p['condemned_rule']})" if p["condemned_rule"] else "killed"
