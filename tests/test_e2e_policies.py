@@ -220,8 +220,11 @@ def test_a_reload_applies_a_policys_new_limit_to_kept_counts(tmp_path):
 
         conf(path, "[policy a]\nname = oomp\nmax-writes = 80\nmin-used = 0\n")
         reload(k, "writes=80 ")
+        # Kept counts; the policy is chosen again when the process next runs
+        # (until then status names none: the old place in the list may be
+        # another policy's now).
         p = H.find_proc(H.status_json(), w.pid)
-        assert p and p["policy"] == "a" and p["counters"]["writes"] == 50, \
+        assert p and p["policy"] is None and p["counters"]["writes"] == 50, \
             f"counts not kept across the reload: {p}"
         assert w.alive() and w.done() == 50
 
