@@ -78,7 +78,14 @@ VM_FULL_SET ?= tests/test_rel_races.py tests/test_e2e_sockets.py tests/test_e2e_
 	tests/test_e2e_seed.py tests/test_e2e_interface.py tests/test_e2e_tcp.py \
 	tests/test_e2e_exactness.py tests/test_e2e_killpath.py tests/test_e2e_libc.py tests/test_e2e_uring.py \
 	tests/test_ops_metrics.py::test_tracked_gauge_follows_the_process_map \
-	tests/test_ops_metrics.py::test_a_rule_switched_off_loads_none_of_its_programs
+	tests/test_ops_metrics.py::test_a_rule_switched_off_loads_none_of_its_programs \
+	$(VM_POLICY_TESTS)
+# Policies (issue 20), in both sets: one killer start with a policy of each
+# selector kind (name, exe, cgroup, user) and a tree (150 dd children die at
+# the 100th write): the selection in BPF (task storage, the cgroup walk, the
+# exe's inode) and the tree's entry on every kernel and family. The rest of
+# the policy tests (tests/test_e2e_policies.py) run on the host.
+VM_POLICY_TESTS ?= tests/test_e2e_trees.py::test_every_selector_kind_in_one_killer
 # Races in a row of the 64-thread exact write race (tests/test_rel_races.py):
 # 20 is issue 9's proof (~0.5-1 s a race under fentry; the killer's start
 # is most of the test). Rounds of each burst (tests/test_e2e_exactness.py:
@@ -111,7 +118,7 @@ VM_FULL_FAMILY_TIMEOUT ?= 2400
 # Besides: the deferred kill (the loader sends it there) and socket writes
 # (told apart at the syscall's exit on 6.1): one start each.
 VM_SHORT_SET ?= tests/test_rel_races.py tests/test_e2e_seed.py tests/test_e2e_deferred.py \
-	tests/test_e2e_sockets.py
+	tests/test_e2e_sockets.py $(VM_POLICY_TESTS)
 VM_SHORT_RACE_ROUNDS  ?= 3
 # No burst is in the set; one round each if VM_PYTEST_ARGS adds them.
 VM_SHORT_BURST_ROUNDS ?= 1

@@ -181,3 +181,22 @@ def test_every_selector_kind_in_one_killer(tmp_path, cgroup):
         assert gone(sleeper_pid(tmp_path))
         assert {e["policy"] for e in k.events if e["event"] == "kill"} == \
             {"byexe", "bycg", "byuser", "byname", "bytree"}, k.events
+
+
+def test_a_cgroup_made_again_after_the_killer_loaded_is_matched(tmp_path, cgroup):
+    """A policy's cgroup removed and made again (a restarted unit) is a new
+    cgroup with a new id: BPF records it when it is made (cgroup_mkdir), so
+    a process in it is a target from its first call."""
+    mount, cg = cgroup
+    with K.Killer("--config", conf(tmp_path / "t.conf", f"[policy again]\ncgroup = /{cg.name}\n"
+                                   "name = oomp_work\nmax-writes = 12\nmin-used = 0\n")) as k:
+        cg.rmdir()
+        cg.mkdir()
+        procs = cg / "cgroup.procs"
+        with subprocess.Popen(["sh", "-c", f'echo $$ > {procs} && exec "$0" "$@"', str(K.WORK),
+                               "write:30"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE) as p:
+            p.wait(60)
+            assert p.returncode == -signal.SIGKILL, (p.returncode, p.stderr.read())
+        ev = k.wait_event(pid=p.pid, kind="kill", timeout=10)
+        assert (ev["policy"], ev["limit"], ev["value"]) == ("again", 12, 12), ev
