@@ -13,6 +13,7 @@ from conditions import Bpftrace, Floor, Oomkiller
 from harness import Killer, fdinfo_ids, log
 from limits import HIGH
 from paths import BUILD
+import policies
 
 OPS = ["write", "read", "getppid", "rand", "thread", "uring"]
 
@@ -53,10 +54,13 @@ def rotate_and_time(conds: list[Condition], ops: list[str], counts: dict[str, in
     return samples
 
 
-def overhead(args: argparse.Namespace, have_killer: bool, comm_off: Optional[int]) -> dict:
-    """The a/b/b1/c/d (and bpftrace) cells; comm_off is None without the bpftrace peer."""
+def overhead(args: argparse.Namespace, have_killer: bool, comm_off: Optional[int],
+             pol: Optional[policies.PolicyConfig] = None) -> dict:
+    """The a/b/b1/c/d (and bpftrace) cells; comm_off is None without the bpftrace peer.
+    With pol, also c16/d16: the killer with pol's 16 policies (issue 20)."""
     counts = {"write": args.calls, "read": args.calls, "getppid": args.calls,
               "rand": args.rand_calls, "thread": args.thread_calls, "uring": args.calls // 4}
+    checks: dict[str, dict] = {}
     conds: list[Condition] = [
         ("a", None, [("a", "benchsys")]),
         ("b", Floor(), [("b", "benchsys")]),
@@ -67,12 +71,24 @@ def overhead(args: argparse.Namespace, have_killer: bool, comm_off: Optional[int
         conds.append(("cd", Oomkiller(*HIGH), [("c", "benchsys"), ("d", "oomp_benchsys")]))
         # The rand rule switched off: no uprobe, so rand() of a non-target is back to a.
         conds.append(("e", Oomkiller(*HIGH, "--max-rand", "off"), [("e", "benchsys")]))
+        # c/d run the built-in `default` policy alone: 1 policy. Check that
+        # it is so (no /etc/oomkiller.conf adds sections) and who it selects.
+        with Oomkiller(*HIGH) as k:
+            checks["1"] = policies.check(k, ["default"])
+        if pol is not None:
+            with Oomkiller(*pol.args()) as k:
+                checks[str(policies.N_POLICIES)] = policies.check(k, policies.NAMES)
+            conds.append(("cd16", Oomkiller(*pol.args()),
+                          [("c16", "benchsys"), ("d16", "oomp_benchsys")]))
+        log("checked: benchsys is no target and oomp_benchsys is one, with "
+            + " and with ".join(f"{n} polic{'y' if n == '1' else 'ies'}" for n in checks))
     if comm_off is not None:
         conds.append(("bt", Bpftrace(comm_off, high=True),
                       [("bt_nt", "benchsys"), ("bt_t", "oomp_benchsys")]))
     samples = rotate_and_time(conds, OPS, counts, args.rounds, "overhead")
     med = {lab: {op: statistics.median(v) for op, v in ops.items()} for lab, ops in samples.items()}
-    return {"calls": counts, "rounds": args.rounds, "samples_ns": samples, "median_ns": med}
+    return {"calls": counts, "rounds": args.rounds, "samples_ns": samples, "median_ns": med,
+            "policy_checks": checks}
 
 
 def _prog_snapshot(prog_ids: list[int]) -> dict[int, tuple[str, int, int]]:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,10 +30,11 @@ from harness import KIDS, K, log
 from kills import TcpSink, deferred, kill_suite
 from limits import HIGH, LIMITS, POLLER_RULES, MiB, limit_args
 from overhead import overhead, prog_stats
+from policies import PolicyConfig
 import report
 
 NEEDED = ("benchsys", "oomp_benchsys", "oomp_victim", "ballast", "procpoller", "floor.bpf.o")
-STAGES = "overhead,kills,poller,bpftrace,deferred,footprint"
+STAGES = "overhead,policies,kills,poller,bpftrace,deferred,footprint"
 
 
 def parse_args() -> argparse.Namespace:
@@ -82,10 +84,16 @@ def measure(args: argparse.Namespace, skip: set[str], have_killer: bool, res: di
         tmp = Path(td)
         sink = TcpSink()
         if "overhead" not in skip:
-            res["overhead"] = overhead(args, have_killer, comm_off)
-            if have_killer:
-                with Oomkiller(*HIGH) as k:
-                    res["prog_stats"] = prog_stats(k, args.calls)
+            # policies: the overhead rounds with 16 policies too (issue 20).
+            with (PolicyConfig(tmp) if have_killer and "policies" not in skip
+                  else nullcontext()) as pol:
+                res["overhead"] = overhead(args, have_killer, comm_off, pol)
+                if have_killer:
+                    with Oomkiller(*HIGH) as k:
+                        res["prog_stats"] = prog_stats(k, args.calls)
+                if pol is not None:
+                    with Oomkiller(*pol.args()) as k:
+                        res["prog_stats_16"] = prog_stats(k, args.calls)
         kills: list[dict] = res.setdefault("kills", [])
         if have_killer and "kills" not in skip:
             with Oomkiller("--min-used", "1M", *limit_args(LIMITS), json_events=True) as k:
