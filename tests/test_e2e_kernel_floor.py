@@ -1,5 +1,6 @@
 """Every kernel Debian supports (issue 19): oomkiller starts, and `selftest`
-proves each rule the kernel can enforce and names each it can't, with why.
+proves each rule the kernel can enforce and names each it can't, with why,
+and then each selector kind (name, exe, cgroup, user, scope = tree).
 
 What the running kernel offers is read here with bpftool from its BTF, not
 from the loader: bpf_send_signal_task (6.13) decides who sends the deferred
@@ -15,6 +16,7 @@ import subprocess
 import killer as K
 
 RULES = ["fds", "writes", "read-bytes", "threads", "rand", "tcp-packets"]
+SELECTORS = ["name", "exe", "cgroup", "user", "tree"]
 
 
 def vmlinux_btf() -> str:
@@ -44,7 +46,11 @@ def test_selftest_proves_each_rule_this_kernel_offers_and_names_the_others(e2e_s
     loader_sends = ("kernel: deferred kills sent by the loader: no bpf_send_signal_task "
                     "(Linux 6.13+)")
     assert (loader_sends in res.stdout.splitlines()) == (not signal_task), res.stdout
-    assert res.stdout.splitlines()[-1] == "every rule holds", res.stdout
+    # Then each selector kind, a private policy each in the same killer.
+    selected = {line.split()[1]: line.split()[2] for line in res.stdout.splitlines()
+                if line.startswith("selector ")}
+    assert selected == dict.fromkeys(SELECTORS, "ok"), res.stdout
+    assert res.stdout.splitlines()[-1] == "every rule and selector holds", res.stdout
     # A closed program's id goes once the kernel has freed it (RCU): soon.
     K.wait_until(lambda: K.bpf_prog_ids() <= before, 30)
     assert K.bpf_prog_ids() <= before, "nothing may stay loaded"

@@ -5,7 +5,9 @@ test-only limits, the gate always open) and, for each rule, runs the built-in
 workload (selfwork.py) three times: one unit under the limit (must live), at
 the limit (must die by SIGKILL, with a kill event for that rule at exactly
 the limit), and at the limit under a name that is not a target (must live).
-It prints one row per rule and exits 0 only if every row holds.
+It prints one row per rule, then one per selector kind (selftest_policies.py:
+a private policy each, in the same killer), and exits 0 only if every row
+holds.
 
 Every process it starts is its child and is killed on the way out, also on
 SIGINT or SIGTERM. With another killer running it says so and exits 1: two
@@ -25,9 +27,9 @@ import tempfile
 import threading
 import time
 import zipfile
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
-from oomkiller import instance
+from oomkiller import instance, selftest_policies
 from oomkiller.messages import EXIT_FAILURE, EXIT_OK, Parser, fail
 from oomkiller.privileges import effective_caps, has_bpf_privileges
 from oomkiller.rules import RULES
@@ -56,8 +58,8 @@ def killer_command() -> list[str]:
 class Killer:
     """Our own killer, its ready line and its events (one JSON object a line)."""
 
-    def __init__(self, name: str) -> None:
-        args = [f"--name={name}", "--min-used=0", "--config=/dev/null", "--json"]
+    def __init__(self, name: str, config: str = "/dev/null") -> None:
+        args = [f"--name={name}", "--min-used=0", f"--config={config}", "--json"]
         args += [f"--{r.option}={LIMITS[r.name]}" for r in RULES]
         env = dict(os.environ)
         env[SELFTEST_PID_ENV] = str(os.getpid())  # never a target of its own killer
@@ -108,6 +110,13 @@ class Killer:
         with self._cond:
             self._cond.wait_for(lambda: any(e.get("pid") == pid for e in self.events), timeout)
             return next((e for e in self.events if e.get("pid") == pid), None)
+
+    def wait_events(self, match: Callable[[dict], bool], count: int = 1,
+                    timeout: float = 5.0) -> list[dict]:
+        """The events match() accepts, once there are count of them (or the timeout)."""
+        with self._cond:
+            self._cond.wait_for(lambda: sum(map(match, self.events)) >= count, timeout)
+            return [e for e in self.events if match(e)]
 
     def families(self) -> dict[str, str]:
         text = (self.ready or "").split("families ", 1)[-1].split(";", 1)[0]
@@ -183,14 +192,19 @@ class Runs:
             os.symlink(os.path.realpath(sys.executable), path)
         return path
 
-    def run(self, name: str, rule: str, count: int) -> tuple[int, Optional[float], int]:
-        """(returncode, µs from the last unit's start to the reap, pid)."""
+    def run(self, name: str, rule: str, count: int, opts: Sequence[str] = (),
+            exe: Optional[str] = None) -> tuple[int, Optional[float], int]:
+        """(returncode, µs from the last unit's start to the reap, pid). opts:
+        the workload's KEY=VALUE options (selfwork.py); exe: another Python."""
         stamp = os.path.join(self.tmp, f"stamp{len(self.procs)}")
         with open(stamp, "wb") as f:
             f.write(bytes(8))
-        proc = subprocess.Popen([self.executable(name, rule), "-c", WORKLOAD, name, rule, str(count),
-                                 str(self.port), stamp], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # A session of its own: kill_all() reaches a tree's child through
+        # its process group, and a ^C at the terminal reaches only us.
+        proc = subprocess.Popen([exe or self.executable(name, rule), "-c", WORKLOAD, name, rule,
+                                 str(count), str(self.port), stamp, *opts],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
         self.procs.append(proc)
         # A pidfd turns readable the moment the child dies: a prompt clock
         # (Popen.wait with a timeout polls, up to 50 ms late).
@@ -201,18 +215,26 @@ class Runs:
         finally:
             os.close(pidfd)
         if not died:
-            proc.kill()
-            return proc.wait(), None, proc.pid
-        rc = proc.wait()
+            return self._reap(proc), None, proc.pid
+        rc = self._reap(proc)
         with open(stamp, "rb") as f:
             t0 = int.from_bytes(f.read(8), "little")
         return rc, (reaped - t0) / 1000 if t0 else None, proc.pid
 
+    @staticmethod
+    def _reap(proc: subprocess.Popen) -> int:
+        """Kill what is left of its process group (a tree's child), then reap
+        it: until then its pid, and so the group's id, can't be reused."""
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        return proc.wait()
+
     def kill_all(self) -> None:
         for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+            if p.returncode is None:
+                self._reap(p)
 
 
 def check_rule(k: Killer, runs: Runs, name: str, rule: str) -> dict:
@@ -249,7 +271,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(args: Sequence[str]) -> int:
     Parser(prog="oomkiller selftest", usage="oomkiller selftest",
-           description="Prove each rule on this kernel with a private killer.").parse_args(args)
+           description="Prove each rule and selector kind on this kernel with a private "
+                       "killer.").parse_args(args)
     if not has_bpf_privileges(effective_caps()):
         return fail("need root, or CAP_BPF and CAP_PERFMON: run it with sudo")
     held, pid = instance.running_pid()
@@ -258,11 +281,16 @@ def main(args: Sequence[str]) -> int:
     name = f"st{os.getpid()}k"
     old = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     k: Optional[Killer] = None
+    setup: Optional[selftest_policies.Setup] = None
     sink = Sink()
     with tempfile.TemporaryDirectory(prefix="oomkiller-selftest-") as tmp:
         runs = Runs(tmp, sink.port)
         try:
-            k = Killer(name)
+            setup = selftest_policies.Setup(tmp, name, NON_TARGET)
+            config = os.path.join(tmp, "selftest.conf")
+            with open(config, "w") as f:
+                f.write(setup.config())
+            k = Killer(name, config)
             if not k.wait_ready():
                 why = k.stderr[-1].removeprefix("oomkiller: ") if k.stderr else \
                     f"no ready line in {READY_TIMEOUT:.0f}s"
@@ -272,12 +300,18 @@ def main(args: Sequence[str]) -> int:
                     else check_rule(k, runs, f"{name}-w", r.name) for r in RULES]
             for line in table(rows, k.families()):
                 sys.stdout.write(line + "\n")
+            selected = [selftest_policies.check(k, runs, setup, kind)
+                        for kind in selftest_policies.KINDS]
+            for line in selftest_policies.rows_text(selected):
+                sys.stdout.write(line + "\n")
             for note in k.kernel_notes():
                 if note.partition(" off: ")[0] not in off:
                     sys.stdout.write(f"kernel: {note}\n")
             good = all("off" in r or (r["below_lives"] and r["at_limit_dies"] and
                                       r["non_target_lives"]) for r in rows)
-            sys.stdout.write("every rule holds\n" if good else "a rule does NOT hold\n")
+            good = good and selftest_policies.holds(selected)
+            sys.stdout.write("every rule and selector holds\n" if good
+                             else "a rule or selector does NOT hold\n")
             return EXIT_OK if good else EXIT_FAILURE
         except KeyboardInterrupt:
             return fail("interrupted: every process it started is stopped")
@@ -285,6 +319,8 @@ def main(args: Sequence[str]) -> int:
             runs.kill_all()
             if k is not None:
                 k.stop()
+            if setup is not None:
+                setup.close()
             sink.close()
             for s, h in old.items():
                 signal.signal(s, h)
