@@ -237,20 +237,23 @@ static __always_inline bool in_compat_syscall(struct task_struct *t)
 /* ---------------------------------------------------------------------
  * Policies. A process's policy is the first of cfg.pol whose selectors all
  * match it (policy.py). The choice is made once per process image and kept
- * in `sels`, task storage on the thread-group leader, with what it was
- * made for: the leader's comm and, when a policy selects by cgroup, its
- * cgroup id. It is made again when either differs (a rename, a move to
- * another cgroup), after exec (exec_checkpoint() drops it), and after a
- * reload (`sels` is each generation's own map). So a call of a process
- * with no policy costs one task-storage lookup and a compare, however
- * many policies there are; and the name selector keeps today's meaning: a
- * process renamed into the name is a target from its next call on.
+ * in `sels`, task storage on the thread-group leader, with the leader's
+ * comm it was made for. It is made again when the comm differs (a
+ * rename), after a move to another cgroup (on_cgroup_attach() counts it),
+ * after exec (exec_checkpoint() drops it), and after a reload (`sels` is
+ * each generation's own map). So a call of a process with no policy costs
+ * one task-storage lookup and two compares, however many policies there
+ * are (reading the cgroup's id on every call instead, four probe reads,
+ * doubled a non-target's cost in make bench); and the name selector keeps
+ * today's meaning: a process renamed into the name is a target from its
+ * next call on.
  */
 struct oomk_sel {
 	__u64 comm0, comm1;	/* the leader's comm the choice was made for */
-	__u64 cgid;		/* its cgroup's id then (0 without cgroup selectors) */
 	__s32 policy;		/* index in cfg.pol, -1: none */
-	__u32 valid;
+	__u32 moves;		/* cgroup moves seen (on_cgroup_attach) */
+	__u32 valid;		/* moves + 1 when the choice was made; 0: none */
+	__u32 _pad;
 };
 
 struct {
@@ -423,13 +426,6 @@ static __noinline int select_policy(struct task_struct *leader)
 	return f.policy;
 }
 
-static __always_inline __u64 cgroup_id_of(struct task_struct *leader)
-{
-	if (!(cfg.sel_any & OOMK_SEL_CGROUP))
-		return 0;
-	return BPF_CORE_READ(leader, cgroups, dfl_cgrp, kn, id);
-}
-
 static __noinline int tree_member_policy(__u32 tgid, __u64 start_time);
 
 /* The policy of leader's process (its index in cfg.pol), or -1: not a
@@ -440,13 +436,18 @@ static __always_inline int policy_of_leader(struct task_struct *leader)
 {
 	__u64 w0 = *(const __u64 *)leader->comm;
 	__u64 w1 = *(const __u64 *)(leader->comm + 8);
-	__u64 cgid = cgroup_id_of(leader);
 	struct oomk_sel *s;
+	__u32 moves = 0;
 	int pol, member;
 
 	s = bpf_task_storage_get(&sels, leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (s && s->valid && s->comm0 == w0 && s->comm1 == w1 && s->cgid == cgid)
-		return s->policy;
+	if (s) {
+		moves = s->moves;
+		if (s->valid == moves + 1 && s->comm0 == w0 && s->comm1 == w1)
+			return s->policy;
+	}
+	/* moves is read before the cgroup is: a move from here on leaves this
+	 * choice stale at once (valid != moves + 1). */
 	pol = select_policy(leader);
 	if (cfg.flags & OOMK_CF_TREES) {
 		member = tree_member_policy(leader->tgid, leader->start_time);
@@ -457,9 +458,8 @@ static __always_inline int policy_of_leader(struct task_struct *leader)
 		s->valid = 0;
 		s->comm0 = w0;
 		s->comm1 = w1;
-		s->cgid = cgid;
 		s->policy = pol;
-		s->valid = 1;
+		s->valid = moves + 1;
 	}
 	return pol;
 }
@@ -2614,6 +2614,26 @@ int on_fork_tp(struct trace_event_raw_sched_process_fork *ctx)
 		fork_checkpoint(child);
 		bpf_task_release(child);
 	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * A process moved to another cgroup (cgroup.procs): its policy is chosen
+ * again at its next call. The event comes after the move, once per
+ * process, with its leader (cgroup_attach_task()). Not behind live():
+ * each generation's choices are in its own sels.
+ */
+SEC("tp_btf/cgroup_attach_task")
+int BPF_PROG(on_cgroup_attach, struct cgroup *dst, const char *path, struct task_struct *task,
+	     bool threadgroup)
+{
+	struct oomk_sel *s;
+
+	if (!(cfg.sel_any & OOMK_SEL_CGROUP))
+		return 0;
+	s = bpf_task_storage_get(&sels, task->group_leader, 0, 0);
+	if (s)
+		__sync_fetch_and_add(&s->moves, 1);
 	return 0;
 }
 
