@@ -88,3 +88,21 @@ def killer_prog_ids(pid: int) -> set[int]:
 def gone(ids: set[int], timeout: float = 10.0) -> bool:
     """Programs are freed shortly after their last reference (RCU): wait for it."""
     return bool(K.wait_until(lambda: not (ids & K.bpf_prog_ids()), timeout))
+
+
+RELOAD_TIMEOUT = 20.0
+
+
+def reload(k: K.Killer, needle: str) -> str:
+    """SIGHUP, and the killer's next reload line (`reloaded:` or `cannot
+    reload`), which must contain needle."""
+    n = sum(1 for ln in list(k.stderr_lines) if "reloaded:" in ln or "cannot reload" in ln)
+    k.send_signal(signal.SIGHUP)
+
+    def seen():
+        lines = [ln for ln in list(k.stderr_lines) if "reloaded:" in ln or "cannot reload" in ln]
+        return lines[n] if len(lines) > n else None
+    line = K.wait_until(seen, RELOAD_TIMEOUT)
+    assert line is not None, "no reload line; stderr:\n" + k.stderr_text()
+    assert needle in line, line
+    return line

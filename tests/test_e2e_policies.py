@@ -25,7 +25,6 @@ import ops_helpers as H
 sys.path.insert(0, str(K.ROOT / "src"))
 from oomkiller import selectors  # noqa: E402
 
-RELOAD_TIMEOUT = 20.0
 # A uid no process on this machine runs as (it needs no passwd entry): a
 # policy that selects it matches nothing.
 NOBODY_UID = 4000000123
@@ -33,20 +32,6 @@ NOBODY_UID = 4000000123
 
 def conf(path: Path, text: str) -> str:
     return H.write_config(path, "default-policy = off\nmin-used = 0\n" + text)
-
-
-def reload(k: K.Killer, needle: str) -> str:
-    """SIGHUP, and the killer's next reload line, which must contain needle."""
-    n = sum(1 for ln in list(k.stderr_lines) if "reloaded:" in ln or "cannot reload" in ln)
-    k.send_signal(signal.SIGHUP)
-
-    def seen():
-        lines = [ln for ln in list(k.stderr_lines) if "reloaded:" in ln or "cannot reload" in ln]
-        return lines[n] if len(lines) > n else None
-    line = K.wait_until(seen, RELOAD_TIMEOUT)
-    assert line is not None, "no reload line; stderr:\n" + k.stderr_text()
-    assert needle in line, line
-    return line
 
 
 def event(k: K.Killer, pid: int, kind: str, policy: str, value: int, limit: int) -> dict:
@@ -219,7 +204,7 @@ def test_a_reload_applies_a_policys_new_limit_to_kept_counts(tmp_path):
         assert p and p["policy"] == "a" and p["counters"]["writes"] == 50, p
 
         conf(path, "[policy a]\nname = oomp\nmax-writes = 80\nmin-used = 0\n")
-        reload(k, "writes=80 ")
+        H.reload(k, "writes=80 ")
         # Kept counts; the policy is chosen again when the process next runs
         # (until then status names none: the old place in the list may be
         # another policy's now).
@@ -244,7 +229,7 @@ def test_a_reload_that_drops_a_policy_frees_its_targets(tmp_path):
         assert p and p["policy"] == "a" and p["counters"]["writes"] == 50, p
 
         conf(path, f"[policy z]\nname = oomp\nuser = {NOBODY_UID}\nmax-writes = 10\nmin-used = 0\n")
-        line = reload(k, "reloaded:")
+        line = H.reload(k, "reloaded:")
         assert "policy z:" in line and "policy a:" not in line, line
         st = H.status_json()
         assert [p["name"] for p in st["policies"]] == ["z"], st["policies"]

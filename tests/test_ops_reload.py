@@ -7,20 +7,6 @@ import signal
 import killer as K
 import ops_helpers as H
 
-RELOAD_TIMEOUT = 20.0
-
-
-def reload(k: K.Killer, needle: str) -> str:
-    n = sum(1 for ln in k.stderr_lines if "reloaded:" in ln or "cannot reload" in ln)
-    k.send_signal(signal.SIGHUP)
-
-    def seen():
-        lines = [ln for ln in list(k.stderr_lines) if "reloaded:" in ln or "cannot reload" in ln]
-        return lines[n] if len(lines) > n else None
-    line = K.wait_until(seen, RELOAD_TIMEOUT)
-    assert line is not None, "no reload line; stderr:\n" + k.stderr_text()
-    assert needle in line, line
-    return line
 
 
 def test_sighup_lowers_a_limit_for_running_and_new_targets(tmp_path, monkeypatch):
@@ -34,7 +20,7 @@ def test_sighup_lowers_a_limit_for_running_and_new_targets(tmp_path, monkeypatch
             gen = H.status_json()["generation"]
 
             H.write_config(conf, "max-writes = 150\n")
-            line = reload(k, "oomkiller: reloaded:")
+            line = H.reload(k, "oomkiller: reloaded:")
             assert "writes=150 " in line and "min-used=0B" in line  # the command line still wins
             st = H.status_json()
             assert st["generation"] == gen + 1
@@ -67,7 +53,7 @@ def test_sighup_with_a_bad_config_keeps_the_policy(tmp_path, monkeypatch):
     monkeypatch.setenv("OOMKILLER_CONFIG", H.write_config(conf, "max-writes = 60\n"))
     with K.Killer("--min-used", "0") as k:
         H.write_config(conf, "max-writes = 0\n")
-        line = reload(k, "cannot reload")
+        line = H.reload(k, "cannot reload")
         assert "warning" in line and str(conf) in line and "keeping" in line
         assert H.status_json()["policy"]["limits"]["writes"] == 60
         res = K.work("write", "60")
@@ -75,7 +61,7 @@ def test_sighup_with_a_bad_config_keeps_the_policy(tmp_path, monkeypatch):
 
         # A new capacity needs a restart; the rest applies.
         H.write_config(conf, "max-writes = 70\ncapacity = 99\ninterval = 0.5\n")
-        line = reload(k, "reloaded:")
+        line = H.reload(k, "reloaded:")
         assert "writes=70 " in line and "interval=0.5s" in line
         assert any("capacity" in ln and "restart" in ln for ln in k.stderr_lines)
         st = H.status_json()
@@ -94,7 +80,7 @@ def test_reloads_leave_nothing_behind(tmp_path, monkeypatch):
         every = set(first)
         for n in (90, 80, 70):
             H.write_config(conf, f"max-writes = {n}\n")
-            reload(k, f"writes={n} ")
+            H.reload(k, f"writes={n} ")
             # The old generation is gone: as many programs as one generation.
             now = H.killer_prog_ids(k.pid)
             assert len(now) == len(first) and not (now & every)
@@ -119,7 +105,7 @@ def test_a_reload_that_opens_the_gate_kills_the_condemned_at_once(tmp_path, monk
         assert victim.alive(), "condemned target killed while the gate was closed"
 
         H.write_config(conf, "min-used = 0\ninterval = 600\n")
-        reload(k, "min-used=0B")
+        H.reload(k, "min-used=0B")
         K.wait_until(lambda: victim.proc.poll() is not None, 30)
         rc = victim.proc.poll()
         assert rc == -signal.SIGKILL, \
@@ -143,18 +129,18 @@ def test_a_reload_keeps_rand_probed_in_every_file_and_can_switch_it_off(tmp_path
         res = K.run(prog, "150")
         assert res.killed, res.describe()
         holds = H.status_json()["holds"]
-        reload(k, "oomkiller: reloaded:")
+        H.reload(k, "oomkiller: reloaded:")
         res = K.run(prog, "150")
         assert res.killed, f"rand in a file probed before the reload escaped: {res.describe()}"
         ev = k.wait_event(pid=res.pid, kind="kill", timeout=10)
         assert ev is not None and ev["rule"] == "rand" and ev["value"] == 100, ev
 
         H.write_config(conf, "max-rand = off\n")
-        reload(k, "rand=off")
+        H.reload(k, "rand=off")
         res = K.run(prog, "150")
         assert res.ok, res.describe()
         H.write_config(conf, "max-rand = 100\n")
-        reload(k, "rand=100")
+        H.reload(k, "rand=100")
         res = K.run(prog, "150")
         assert res.killed, res.describe()
         assert H.status_json()["holds"] == holds, "a file settled before was held again"
