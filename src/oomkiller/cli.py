@@ -97,8 +97,9 @@ def _run_locked(settings, stopper, reloader, reread, loader, LibbpfLog) -> int:
             if stopper.requested:
                 return EXIT_OK
             killer.stop_requested = False
-            killer.msg.line(journal.INFO, describe.ready_line(killer))
-            killer.notify.ready(describe.status_line(killer))
+            assert killer.snap is not None  # setup() ticked once
+            killer.msg.line(journal.INFO, describe.ready_line(killer.snap))
+            killer.notify.ready(describe.status_line(killer.snap))
             if reloader is not None:
                 reloader.killer = killer
                 killer.reload_requested = reloader.pending

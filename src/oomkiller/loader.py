@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import ctypes
 import datetime
+import os
 import sys
 import time
 from typing import Callable, Optional, TextIO
 
-from oomkiller import (_libbpf, abi, describe, families, handover, instance, journal,
-                       objsource, sdnotify, tracefs)
+from oomkiller import (__version__, _libbpf, abi, describe, families, handover, instance,
+                       journal, objsource, procmap, sdnotify, tracefs)
 from oomkiller.bpflog import LibbpfLog
 from oomkiller.eventout import EventStream
 from oomkiller.generation import (AttachFailed, Generation, LoadFailed, SetupError,  # noqa: F401
@@ -29,6 +30,7 @@ from oomkiller.messages import Messages, fileno
 from oomkiller.metrics import Exporter
 from oomkiller.probe import KernelProbe
 from oomkiller.settings import Settings
+from oomkiller.snapshot import Snapshot, families_in_use
 
 # Poll at most this long at once, so a signal that lands just before
 # epoll_wait() still stops us promptly even with a long --interval.
@@ -112,6 +114,8 @@ class Killer:
         self.losses = LossWatch(settings.capacity, self.warn, self.say)
         self.notify = sdnotify.Notifier()  # systemd's, under Type=notify; else silent
         self.metrics = Exporter(None, None)  # setup() opens the one the settings ask for
+        self.skipped_before: dict[str, int] = {}  # skipped runs of replaced generations' programs
+        self.snap: Optional[Snapshot] = None  # the last tick's
         self.rand = RandProbes(self.lib, self.warn, self.say)
 
     # -- messages ----------------------------------------------------------
@@ -197,6 +201,28 @@ class Killer:
         """A snapshot of the BPF side's `stats`."""
         return self.live.read()
 
+    def snapshot(self, misses: Optional[dict[str, int]] = None) -> Snapshot:
+        """What the outputs render, frozen now (snapshot.py). `misses`: this
+        generation's skipped runs per program, if the caller just read them."""
+        assert self.gen is not None and self.plan is not None
+        if misses is None:
+            misses = self.gen.recursion_misses_by_program()
+        before = self.skipped_before
+        return Snapshot(
+            stats=self.stats,
+            settings=self.s,
+            generation=self.generation,
+            started=self.started,
+            families=families_in_use(self.plan, self.gen.loaded),
+            kernel_notes=tuple(self.plan.kernel_notes()),
+            rules_off=dict(self.plan.rules_off),
+            skipped={n: misses.get(n, 0) + before.get(n, 0) for n in set(misses) | set(before)},
+            event_counts=dict(self.events.counts) if self.events is not None else {},
+            offsets=self.gen.offsets(),
+            pid=os.getpid(),
+            version=__version__,
+        )
+
     def _start_io(self) -> None:
         """After the first load: our view of stats, and the ring buffer."""
         assert self.gen is not None
@@ -217,8 +243,10 @@ class Killer:
     # -- publishing for `oomkiller status` -----------------------------------
 
     def publish(self) -> None:
-        """Pin the maps (never programs or links) and write the state file.
-        A failure costs only `oomkiller status`: warn and run on."""
+        """Pin the maps (never programs or links) and write the state file
+        from the last tick's snapshot. A failure costs only `oomkiller
+        status`: warn and run on."""
+        assert self.snap is not None
         try:
             if not self.pins.active:
                 self.pins.create()
@@ -226,7 +254,7 @@ class Killer:
                 self.pins.pin("stats", self.lib.bpf_map__fd(self.gen.internal_map(".bss")))
                 self.pins.pin("holds", self.gen.map_fd("holds"))  # for resume_left()
             self.pins.pin("config", self.lib.bpf_map__fd(self.gen.internal_map(".rodata")))
-            instance.write_state(describe.state(self))
+            instance.write_state(describe.state(self.snap))
         except (instance.PinError, OSError) as e:
             what = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             self.warn(f"{what}: `oomkiller status` will not see this killer")
@@ -242,7 +270,8 @@ class Killer:
         try:
             return self._reload()
         finally:
-            self.notify.ready(describe.status_line(self))
+            assert self.snap is not None
+            self.notify.ready(describe.status_line(self.snap))
 
     def _reload(self) -> bool:
         assert self.reread is not None and self.plan is not None
@@ -282,7 +311,8 @@ class Killer:
         old, self.gen, self.s = self.gen, nxt, new
         self.prev_policies = old
         skipped = old.recursion_misses_by_program()
-        self.metrics.carry(skipped)
+        for name, n in skipped.items():  # the metrics count them across reloads
+            self.skipped_before[name] = self.skipped_before.get(name, 0) + n
         self.metrics.path = new.metrics_file
         self.msg.verbose = new.verbose
         old.close()
@@ -290,14 +320,15 @@ class Killer:
         self.live.map(self.gen)
         assert self.events is not None
         self.events.as_json = self.s.json
-        if self.pins.active:
-            self.publish()
-        self.note(journal.INFO, f"reloaded: {describe.policies_text(self)}")
         # A tick now, not up to --interval later: if the new settings open
         # the gate (a lower min-used), a target condemned behind the closed
         # gate dies at this sweep (issue 17). It feeds the watchdog as any
         # tick that swept does; poll() counts the next interval from here.
+        # Its snapshot is the new generation's: the state file, then the line.
         self.tick()
+        if self.pins.active:
+            self.publish()
+        self.note(journal.INFO, f"reloaded: {describe.policies_text(self.s)}")
         return True
 
     def tick(self, first: bool = False) -> None:
@@ -308,16 +339,19 @@ class Killer:
         if first and self.stats.samples == before:
             raise SetupError("the BPF memory sampler did not run after sysinfo(): "
                              "run with -v and report this as a bug")
+        swept = False
         try:
             handover.sweep(self.gen, self.plan.cfg_flags, self.warn)
+            swept = True
         except OSError as e:
             self.warn(f"sweep failed: {e.strerror}")
-        else:
-            self.notify.tick(describe.status_line(self))  # the watchdog hears only a tick that swept
         self.release_holds()  # a hold whose event was dropped waits at most a tick
         misses = self.gen.recursion_misses_by_program()  # one bpf_prog_info read each
-        self.losses.check(self.stats, misses)
-        self.metrics.update(self, misses, self.warn)
+        self.snap = snap = self.snapshot(misses)
+        if swept:
+            self.notify.tick(describe.status_line(snap))  # the watchdog hears only a tick that swept
+        self.losses.check(snap.stats, misses)
+        self.metrics.update(snap, self.warn)
 
     def sweep_now(self) -> None:
         """A kill was reported: if it was a tree's (scope = tree), its other
@@ -363,5 +397,7 @@ class Killer:
                     next_tick = now + interval
         self.notify.stopping()
         self.events.drain()
-        if self.s.verbose:
-            self.say(describe.summary(self))
+        if self.s.verbose:  # the last snapshot, after the drain, and one walk of procs
+            assert self.gen is not None
+            procs = procmap.walk(self.lib, self.gen.map_fd("procs"), self.s.capacity)
+            self.say(describe.summary(self.snapshot(), procs))

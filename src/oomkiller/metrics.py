@@ -9,16 +9,12 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
-from oomkiller import __version__
-from oomkiller.describe import families_in_use
 from oomkiller.generation import SetupError
 from oomkiller.policy import DEFAULT
 from oomkiller.rules import OFF, RULES
-
-if TYPE_CHECKING:
-    from oomkiller.loader import Killer
+from oomkiller.snapshot import Snapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -39,8 +35,8 @@ class _Text:
             self.lines.append(f"{name}{{{text}}} {value}" if text else f"{name} {value}")
 
 
-def render(k: "Killer", skipped: dict[str, int]) -> str:
-    st = k.stats
+def render(snap: Snapshot) -> str:
+    st = snap.stats
     t = _Text()
 
     def per_rule(name: str, help: str, values) -> None:
@@ -55,11 +51,11 @@ def render(k: "Killer", skipped: dict[str, int]) -> str:
     per_rule("oomkiller_kills_refused_total",
              "SIGKILLs the kernel refused (retried at the next sweep), by rule.",
              st.rule_kill_failed)
-    pols = k.s.policies
+    pols = snap.settings.policies
     on = set().union(*(p.enabled() for p in pols))
     t.metric("oomkiller_rule_enabled", "gauge", "1 if the rule is on in some policy, 0 if not.",
              [({"rule": r.name}, int(r.name in on)) for r in RULES])
-    off = k.plan.rules_off if k.plan is not None else {}
+    off = snap.rules_off
     t.metric("oomkiller_rule_supported", "gauge",
              "1 if this kernel can enforce the rule, 0 if it lacks what the rule needs.",
              [({"rule": r.name}, int(r.name not in off)) for r in RULES])
@@ -67,11 +63,11 @@ def render(k: "Killer", skipped: dict[str, int]) -> str:
     t.metric("oomkiller_rule_limit", "gauge", "The limit of each rule on in the default policy.",
              [({"rule": r.name}, p.limits[r.id]) for p in default for r in RULES
               if p.limits[r.id] < OFF])
-    per_policy(t, k)
+    per_policy(t, snap)
     t.metric("oomkiller_tracked_processes", "gauge", "Targets in the process map.",
              [({}, st.tracked)])
     t.metric("oomkiller_capacity_processes", "gauge", "Size of the process map (--capacity).",
-             [({}, k.s.capacity)])
+             [({}, snap.settings.capacity)])
     t.metric("oomkiller_untracked_total", "counter",
              "Target events not tracked because the process map was full.",
              [({}, st.untracked)])
@@ -102,20 +98,20 @@ def render(k: "Killer", skipped: dict[str, int]) -> str:
              [({}, st.sweeps)])
     t.metric("oomkiller_hook_runs_skipped_total", "counter",
              "Runs of a BPF program the kernel skipped (recursion guard), by program.",
-             [({"program": name}, n) for name, n in sorted(skipped.items())])
-    info = {"version": __version__, "generation": k.generation, **families_in_use(k)}
+             [({"program": name}, n) for name, n in sorted(snap.skipped.items())])
+    info = {"version": snap.version, "generation": snap.generation, **snap.families}
     t.metric("oomkiller_info", "gauge", "Version, generation and attach families in use.",
              [(info, 1)])
     return "\n".join(t.lines) + "\n"
 
 
-def per_policy(t: _Text, k: "Killer") -> None:
+def per_policy(t: _Text, snap: Snapshot) -> None:
     """Series labelled by policy, for the policies in force only (at most
     64 x 6 per family). Kill, dry-run and condemned totals are counted from
     the events the loader received (an event dropped from a full ring
     buffer is missing here; the per-rule totals above are BPF's own)."""
-    pols = k.s.policies
-    counts = k.events.counts if k.events is not None else {}
+    pols = snap.settings.policies
+    counts = snap.event_counts
     for kind, name, help in (
             ("kill", "oomkiller_policy_kills_total", "Targets killed, by policy and rule."),
             ("condemned", "oomkiller_policy_condemned_total",
@@ -195,7 +191,6 @@ class Exporter:
     def __init__(self, path: Optional[str], listen: Optional[str]) -> None:
         self.path = path
         self.text = ""
-        self.skipped_before: dict[str, int] = {}  # programs of earlier generations
         self._server = None
         self._thread: Optional[threading.Thread] = None
         self.failed_path: Optional[str] = None
@@ -218,18 +213,11 @@ class Exporter:
     def active(self) -> bool:
         return bool(self.path or self._server)
 
-    def carry(self, skipped: dict[str, int]) -> None:
-        """A reload replaces the programs: keep their skipped runs counted."""
-        for name, n in skipped.items():
-            self.skipped_before[name] = self.skipped_before.get(name, 0) + n
-
-    def update(self, k: "Killer", now: dict[str, int], warn) -> None:
-        """Render from k's stats and `now`, its programs' skipped runs."""
+    def update(self, snap: Snapshot, warn) -> None:
+        """Render this tick's snapshot; write it out if a file was asked for."""
         if not self.active:
             return
-        skipped = {n: now.get(n, 0) + self.skipped_before.get(n, 0)
-                   for n in set(now) | set(self.skipped_before)}
-        self.text = render(k, skipped)
+        self.text = render(snap)
         if self.path:
             try:
                 write_atomically(self.path, self.text)
