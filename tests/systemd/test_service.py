@@ -5,8 +5,10 @@ virtme-ng's --systemd over this machine's root, /etc, /usr and /var as
 throw-away overlays, and runs this module there; `make test` leaves this
 folder out. In order, on one installed package: install (enabled, started,
 active), start (active only after the ready line), reload (reloading, then
-active, same process), a kill in `journalctl -o json` with its fields, the
-watchdog restarting a SIGSTOPped loader, an upgrade over itself, a purge.
+active, same process), a kill in `journalctl -o json` with its fields, a
+`unit =` policy matching a transient unit started after the reload that
+added it, the watchdog restarting a SIGSTOPped loader, an upgrade over
+itself, a purge.
 Memory ballast keeps the gate open throughout.
 """
 from __future__ import annotations
@@ -41,6 +43,19 @@ RESTART_WAIT = WATCHDOG + 120.0
 # docker's "don't start services" policy, on the root this guest shares with
 # the development machine. Removed in the guest's /usr overlay only.
 POLICY_RC = Path("/usr/sbin/policy-rc.d")
+CONF = Path("/etc/oomkiller.conf")  # the package's conffile
+# A transient unit (systemd-run) for the `unit =` policy: its cgroup appears
+# only when it starts, after the killer loaded the policy.
+CI_UNIT = "oomkt-ci.service"
+CI_LIMIT = 40
+# A section's unset min-used is the built-in 1G; the ballast keeps it open
+# anyway, 0 says the gate is not what this test is about.
+CI_POLICY = f"""
+[policy ci]
+unit = {CI_UNIT}
+max-writes = {CI_LIMIT}
+min-used = 0
+"""
 
 
 def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -108,6 +123,15 @@ def save(name: str, text: str) -> None:
     out = os.environ.get("VM_OUT")
     if out:
         Path(out, name).write_text(text)
+
+
+def reload_said(props: dict[str, str]) -> str:
+    """`systemctl reload`, then the loader's own word on it (its MESSAGE)."""
+    c = cursor()
+    sh("systemctl", "reload", UNIT)
+    said = wait_entry(lambda e: any(w in e.get("MESSAGE", "") for w in ("reloaded:", "cannot reload")),
+                      *ours(props), after=c, timeout=RELOAD_WAIT)
+    return said["MESSAGE"]
 
 
 def installed() -> bool:
@@ -191,6 +215,7 @@ def test_a_kill_shows_in_the_journal_with_its_fields(deb):
     e = wait_entry(lambda e: e.get("MESSAGE_ID") == KILL_ID, f"OBJECT_PID={r.pid}", *ours(props))
     save("journal-kill.json", json.dumps(e, indent=1, sort_keys=True) + "\n")
     assert e["OOMKILLER_EVENT"] == "kill"
+    assert e["OOMKILLER_POLICY"] == "default"
     assert K.rule_key(e["OOMKILLER_RULE"]) == "writes"
     assert int(e["OOMKILLER_VALUE"]) >= K.LIMITS["writes"] == int(e["OOMKILLER_LIMIT"])
     assert int(e["OOMKILLER_MEM_USED"]) >= K.GiB
@@ -199,6 +224,50 @@ def test_a_kill_shows_in_the_journal_with_its_fields(deb):
     assert int(e["PRIORITY"]) <= 5 and e["MESSAGE"], e
     # The package's catalog entry is in journald's catalog.
     assert KILL_ID in sh("journalctl", "--list-catalog", KILL_ID).stdout
+
+
+def test_a_unit_policy_matches_a_unit_started_after_it(deb):
+    before = wait_active()
+    original = CONF.read_text()
+    cg = Path("/sys/fs/cgroup/system.slice", CI_UNIT)
+    try:
+        CONF.write_text(original + CI_POLICY)
+        said = reload_said(before)
+        # Resolved while the unit is unknown to systemd: system.slice's.
+        assert "reloaded:" in said, said
+        assert f"policy ci: unit={CI_UNIT} (/system.slice/{CI_UNIT})" in said, said
+        assert "policy default:" in said, said
+        props = wait_active()
+        assert props["MainPID"] == before["MainPID"], "reload restarted the service"
+        # The unit's cgroup appears only now: matched by the cgroup_mkdir hook.
+        assert not cg.exists(), f"{cg} exists before the unit starts"
+        c = cursor()
+        run = sh("systemd-run", "--unit", CI_UNIT, "--collect", "--wait",
+                 str(K.WORK), "write:150", check=False)
+        how = f"systemd-run: exit {run.returncode}\n{run.stdout}{run.stderr}"
+        exited = wait_entry(lambda e: by_systemd(e) and "Main process exited" in e.get("MESSAGE", ""),
+                            "-u", CI_UNIT, after=c)
+        assert "code=killed, status=9/KILL" in exited["MESSAGE"], f"{exited['MESSAGE']}; {how}"
+        e = wait_entry(lambda e: e.get("MESSAGE_ID") == KILL_ID, "OOMKILLER_POLICY=ci", *ours(props),
+                       after=c)
+        save("journal-kill-policy.json", json.dumps(e, indent=1, sort_keys=True) + "\n")
+        assert e["OOMKILLER_EVENT"] == "kill" and K.rule_key(e["OOMKILLER_RULE"]) == "writes", e
+        assert int(e["OOMKILLER_LIMIT"]) == CI_LIMIT == int(e["OOMKILLER_VALUE"]), e
+        assert "oomp" in e["OOMKILLER_COMM"], e
+        assert e["_SYSTEMD_UNIT"] == UNIT, e
+        # The same program outside the unit: the default policy (100 writes)
+        # lets it do more writes than ci's limit.
+        r = K.work("write", 60)
+        assert r.ok, r.describe()
+    finally:
+        sh("systemctl", "stop", CI_UNIT, check=False)
+        sh("systemctl", "reset-failed", CI_UNIT, check=False)
+        CONF.write_text(original)
+    assert sh("systemctl", "show", "-P", "LoadState", CI_UNIT).stdout.strip() == "not-found"
+    # Back to the package's own settings for the tests that follow (the
+    # upgrade finds its conffile unchanged).
+    said = reload_said(wait_active())
+    assert "reloaded:" in said and "policy ci" not in said, said
 
 
 def test_the_watchdog_restarts_a_stopped_loader(deb):
