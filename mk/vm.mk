@@ -208,7 +208,7 @@ test-vm-floor: oomkiller progs $(VNG)
 # (else no .device units, and serial-getty@ttyS0, which runs the guest
 # command, never starts) and a /lib/modules for vng's init to mount over
 # (it cannot mkdir one on the read-only shared root). Measured: ~2 min of
-# boot and ~8 min of tests under TCG (578 s in all, last run).
+# boot and ~12 min of tests under TCG (794 s in all, last run, with the unit policy test).
 VM_SYSTEMD_KERNEL  ?= newest
 VM_SYSTEMD_TIMEOUT ?= 1500
 
