@@ -21,7 +21,7 @@ BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -mcpu=v3 \
                $(if $(MULTIARCH),-I/usr/include/$(MULTIARCH))
 PROG_CFLAGS := -O2 -g -Wall -Werror -pthread
 
-PY_SRCS  := $(wildcard src/oomkiller/*.py)
+PY_SRCS  := $(wildcard src/oomkiller/*.py src/oomkiller/*/*.py)
 PROGS    := $(patsubst tests/progs/%.c,$(BUILD)/progs/%,$(wildcard tests/progs/*.c))
 # The seed's programs once more as i386 binaries (gcc -m32): they must
 # behave exactly as the 64-bit ones (tests/test_e2e_seed.py).
@@ -29,7 +29,7 @@ PROGS32  := $(patsubst tests/progs/%.c,$(BUILD)/progs32/%,$(wildcard tests/progs
 # ...and oomp_notw: what is not a write is the same by i386's numbers.
 PROGS32  += $(BUILD)/progs32/oomp_notw
 # oomp_rand linked more ways, for finding rand in any ELF a target maps
-# (src/oomkiller/elfsym.py): static glibc with and without symbols, stripped
+# (src/oomkiller/bpf/elfsym.py): static glibc with and without symbols, stripped
 # static-pie, dynamic musl, and a stripped library that exports nothing.
 PROGSLIBC := $(addprefix $(BUILD)/progs/oomp_rand_,static stripped spie musl hidden.so)
 MUSLCC    ?= musl-gcc
@@ -86,13 +86,13 @@ $(BUILD)/oomkiller.bpf.o: bpf/oomkiller.bpf.c bpf/oomkiller.h vmlinux.h $(BUILD)
 # The zipapp: the package plus the compiled object, run by any python3.
 $(BUILD)/zip/oomkiller/oomkiller.bpf.o: $(BUILD)/oomkiller.bpf.o $(PY_SRCS)
 	$(Q)rm -rf $(BUILD)/zip && mkdir -p $(BUILD)/zip/oomkiller
-	$(Q)cp $(PY_SRCS) $(BUILD)/zip/oomkiller/
+	$(Q)for f in $(PY_SRCS:src/%=%); do install -D -m 644 src/$$f $(BUILD)/zip/$$f || exit 1; done
 	$(Q)cp $< $@
 
 oomkiller: $(BUILD)/zip/oomkiller/oomkiller.bpf.o
 	$(call msg,ZIPAPP,$@)
 	$(Q)$(PYTHON) -m zipapp $(BUILD)/zip -p '/usr/bin/env python3' \
-		-m 'oomkiller.cli:main' -o $@.tmp && chmod 755 $@.tmp && mv $@.tmp $@
+		-m 'oomkiller.commands.cli:main' -o $@.tmp && chmod 755 $@.tmp && mv $@.tmp $@
 
 # Test workloads: every tests/progs/NAME.c becomes $(BUILD)/progs/NAME.
 $(BUILD)/progs/%: tests/progs/%.c | $(BUILD)/.deps

@@ -12,8 +12,8 @@ from typing import Optional
 from harness import KIDS, Killer, cpu_seconds, drain, read_line
 from limits import HIGH_LIMITS, LIMITS, policy_bt_args
 from paths import BENCH, BUILD, PYTHON
-from oomkiller import _libbpf
-from oomkiller.generation import struct_layout
+from oomkiller.bpf import _libbpf
+from oomkiller.bpf.generation import struct_layout
 
 TRACEFS = ("mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing"
            " || exit 97;")

@@ -7,15 +7,15 @@ Prints "floor: ready" on stdout once every program is attached. The links
 are plain fds owned by this process and never pinned, so they go when it
 exits, however it exits: the bench driver keeps our stdin open for as long
 as it wants the floor and closes it (or kills us) to take it away. libbpf
-is driven through the package's own binding (src/oomkiller/_libbpf.py).
+is driven through the package's own binding (src/oomkiller/bpf/_libbpf.py).
 """
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-from oomkiller import _libbpf  # noqa: E402
-from oomkiller.generation import iter_programs  # noqa: E402
+from oomkiller.bpf import _libbpf  # noqa: E402
+from oomkiller.bpf.generation import iter_programs  # noqa: E402
 
 
 def main() -> int:

@@ -21,7 +21,7 @@ from harness import KIDS, Killer, die_with_parent, log, mem_used, read_line, wai
 from limits import LIMITS, READ_CHUNK, VICTIM_OP, crossing, MiB
 from paths import BUILD
 
-from oomkiller.selftest import Sink as TcpSink  # noqa: E402 (src/ is on the path now)
+from oomkiller.commands.selftest import Sink as TcpSink  # noqa: E402 (src/ is on the path now)
 
 # struct progress in victim.c: u64 slots
 STARTED, T_CROSS, T_FIRST, PHASE, LAST, GO = range(6)

@@ -1,10 +1,10 @@
 """The limits each condition runs with, by rule name, all derived from the
-one rules table (src/oomkiller/rules.py), and the names bench/victim.c and
+one rules table (src/oomkiller/config/rules.py), and the names bench/victim.c and
 bench/policy.bt give the rules in their own protocols."""
 from __future__ import annotations
 
 import paths  # noqa: F401  (sys.path)
-from oomkiller.rules import RULES
+from oomkiller.config.rules import RULES
 
 MiB = 1 << 20
 

@@ -26,8 +26,8 @@ from typing import Optional
 from harness import KIDS, Killer, log, wait_until
 from limits import HIGH_LIMITS
 from paths import BUILD
-from oomkiller.rules import RULES
-from oomkiller.selectors import cgroup2_mount
+from oomkiller.config.rules import RULES
+from oomkiller.config.selectors import cgroup2_mount
 
 N_POLICIES = 16
 TARGET_POLICY = "benchsys-target"

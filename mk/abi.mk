@@ -1,7 +1,7 @@
 # A test object whose struct oomk_stats has two __u64 members swapped
 # (samples and kills): same size, different layout. The loader must refuse it
 # with one line (tests/test_e2e_abi.py), as it would any object that
-# src/oomkiller/abi.py no longer describes.
+# src/oomkiller/bpf/abi.py no longer describes.
 
 ABI_DIR := $(BUILD)/abi-swapped
 

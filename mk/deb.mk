@@ -37,7 +37,7 @@ $(DEB): $(BUILD)/zip/oomkiller/oomkiller.bpf.o $(UNIT_SRC) $(CONF_SRC) $(MAN_SRC
 	$(Q)rm -rf $(DEB_ROOT) && mkdir -p $(DEB_ROOT)/DEBIAN $(DEB_ROOT)/usr/sbin \
 		$(DEB_ROOT)/usr/lib/systemd/system $(DEB_ROOT)/usr/lib/systemd/catalog \
 		$(DEB_ROOT)/usr/share/man/man8 $(DEB_ROOT)/etc $(DEB_DOC)/examples
-	$(Q)$(PYTHON) -m zipapp $(BUILD)/zip -c -p /usr/bin/python3 -m 'oomkiller.cli:main' \
+	$(Q)$(PYTHON) -m zipapp $(BUILD)/zip -c -p /usr/bin/python3 -m 'oomkiller.commands.cli:main' \
 		-o $(DEB_ROOT)/usr/sbin/oomkiller
 	$(Q)sed 's|^ExecStart=$(UNIT_EXEC)$$|ExecStart=/usr/sbin/oomkiller|' $(UNIT_SRC) \
 		> $(DEB_ROOT)/usr/lib/systemd/system/oomkiller.service

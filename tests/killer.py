@@ -24,7 +24,7 @@ from typing import Callable, Optional, Sequence, Union
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
-from oomkiller.rules import RULES  # noqa: E402
+from oomkiller.config.rules import RULES  # noqa: E402
 OOMKILLER = ROOT / "oomkiller"
 PROGS = ROOT / "build" / "progs"
 LOCK_PATH = "/tmp/oomkiller-e2e.lock"

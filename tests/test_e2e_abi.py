@@ -23,6 +23,6 @@ def test_a_swapped_member_is_caught_with_one_line(e2e_session):
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.returncode == 1, (res.returncode, res.stderr)
     assert lines == ["oomkiller: struct oomk_stats has kills at offset 8 in the BPF object "
-                     "but samples at 8 in oomkiller/abi.py: rebuild with make"], res.stderr
+                     "but samples at 8 in oomkiller/bpf/abi.py: rebuild with make"], res.stderr
     assert "ready" not in res.stdout + res.stderr
     assert not (K.bpf_prog_ids() - before), "the refused object left programs loaded"

@@ -10,7 +10,7 @@ import tempfile
 import pytest
 
 import killer as K
-from oomkiller.rules import OFF
+from oomkiller.config.rules import OFF
 
 
 def run_cli(*args, timeout=60, **kw):

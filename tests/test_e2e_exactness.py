@@ -28,7 +28,7 @@ import killer as K
 import ops_helpers as H
 import rel_common as R
 from conftest import PROGS32
-from oomkiller.probe import tp_btf_preemptible  # on sys.path through killer
+from oomkiller.bpf.probe import tp_btf_preemptible  # on sys.path through killer
 
 NOTW = "oomp_notw"
 BUILDS = {"64": K.PROGS / NOTW, "32": PROGS32 / NOTW}

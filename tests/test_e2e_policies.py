@@ -23,7 +23,7 @@ import killer as K
 import ops_helpers as H
 
 sys.path.insert(0, str(K.ROOT / "src"))
-from oomkiller import selectors  # noqa: E402
+from oomkiller.config import selectors  # noqa: E402
 
 # A uid no process on this machine runs as (it needs no passwd entry): a
 # policy that selects it matches nothing.

@@ -25,7 +25,7 @@ import killer as K
 import ops_helpers as H
 
 sys.path.insert(0, str(K.ROOT / "src"))
-from oomkiller import selectors  # noqa: E402
+from oomkiller.config import selectors  # noqa: E402
 
 # A uid no process here runs as; a process made to run as it has no passwd
 # entry, which a uid selector does not need.

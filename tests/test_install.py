@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from oomkiller import cli  # noqa: E402
+from oomkiller.commands import cli  # noqa: E402
 
 UNIT = ROOT / "dist" / "oomkiller.service"
 CONF = ROOT / "dist" / "oomkiller.conf"
@@ -93,7 +93,8 @@ def test_installed_zipapp_carries_the_package_and_the_object(tmp_path):
     sbin = installed(tmp_path)["sbin"]
     assert sbin.read_bytes().startswith(b"#!/usr/bin/env python3\n")
     names = zipfile.ZipFile(sbin).namelist()
-    for name in ("oomkiller/cli.py", "oomkiller/config.py", "oomkiller/oomkiller.bpf.o"):
+    for name in ("oomkiller/commands/cli.py", "oomkiller/config/config.py",
+                 "oomkiller/oomkiller.bpf.o"):
         assert name in names
 
 

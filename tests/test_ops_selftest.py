@@ -11,7 +11,7 @@ import sys
 import killer as K
 
 sys.path.insert(0, str(K.ROOT / "src"))
-from oomkiller import selectors  # noqa: E402
+from oomkiller.config import selectors  # noqa: E402
 
 ROWS = {"fds", "writes", "read-bytes", "threads", "rand", "tcp-packets"}
 # Each selector kind's policy and its writes limit (selftest_policies.WRITES).

@@ -14,9 +14,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from oomkiller import __version__, abi, cli, events, families, privileges, rules  # noqa: E402
-from oomkiller.settings import Settings  # noqa: E402
-from oomkiller.sizes import format_size, parse_size, plain_decimal, whole_number  # noqa: E402
+from oomkiller import __version__, privileges  # noqa: E402
+from oomkiller.bpf import abi, families  # noqa: E402
+from oomkiller.commands import cli  # noqa: E402
+from oomkiller.config import rules  # noqa: E402
+from oomkiller.config.settings import Settings  # noqa: E402
+from oomkiller.config.sizes import (format_size, parse_size, plain_decimal,  # noqa: E402
+                                    whole_number)
+from oomkiller.outputs import events  # noqa: E402
 
 K, M, G, T = 1 << 10, 1 << 20, 1 << 30, 1 << 40
 
@@ -302,7 +307,7 @@ def test_effective_caps_reads_capeff(tmp_path):
 
 
 def test_unprivileged_run_refuses_before_touching_libbpf(monkeypatch, capsys):
-    from oomkiller import _libbpf
+    from oomkiller.bpf import _libbpf
 
     def boom():
         raise AssertionError("libbpf touched")
@@ -522,7 +527,7 @@ def test_unknown_programs_are_always_loaded():
 
 def test_every_rule_is_an_option_a_config_key_and_a_default():
     """One rules table: the CLI, the config file and the defaults follow it."""
-    from oomkiller import config, settings
+    from oomkiller.config import config, settings
     s = cli.parse_settings([])
     assert s.limits == [r.default for r in rules.RULES] == settings.Settings().limits
     for r in rules.RULES:

@@ -1,4 +1,4 @@
-"""Unit tests for the config file (src/oomkiller/config.py): format, errors with
+"""Unit tests for the config file (src/oomkiller/config/config.py): format, errors with
 line numbers, booleans, precedence over the command line, the shipped default."""
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from oomkiller import cli, options  # noqa: E402
-from oomkiller.config import (DEFAULT_PATH, ENV_VAR, KEYS, Config, ConfigError,  # noqa: E402
+from oomkiller.commands import cli  # noqa: E402
+from oomkiller.config import options  # noqa: E402
+from oomkiller.config.config import (DEFAULT_PATH, ENV_VAR, KEYS, Config, ConfigError,  # noqa: E402
                               argv_with_config, config_path, config_to_argv, load_config,
                               parse_config)
+from oomkiller.config.rules import OFF  # noqa: E402
 from oomkiller.messages import UsageError  # noqa: E402
-from oomkiller.rules import OFF  # noqa: E402
 
 SAMPLE = ROOT / "dist" / "oomkiller.conf"
 

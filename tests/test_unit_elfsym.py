@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from oomkiller.elfsym import Verdict, find_function  # noqa: E402
+from oomkiller.bpf.elfsym import Verdict, find_function  # noqa: E402
 
 PROGS = ROOT / "build" / "progs"
 LIBC = Path("/lib/x86_64-linux-gnu/libc.so.6")

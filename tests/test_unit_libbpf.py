@@ -18,8 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from oomkiller import _libbpf, abi, generation as loader  # noqa: E402
-from oomkiller.bpflog import KEEP_LINES, LibbpfLog  # noqa: E402
+from oomkiller.bpf import _libbpf, abi, generation as loader  # noqa: E402
+from oomkiller.bpf.bpflog import KEEP_LINES, LibbpfLog  # noqa: E402
 
 
 # -- declarations --------------------------------------------------------------
@@ -56,7 +56,7 @@ def test_no_misspelled_ctypes_attributes_in_the_package():
     """Nothing in src/ assigns .argtype, .restypes, .errchecks, ...: the table does it all."""
     pattern = re.compile(r"\.(arg\w*types?|res\w*type\w*|errcheck\w*)\s*=(?!=)")
     allowed = {"argtypes", "restype", "errcheck"}
-    for path in (ROOT / "src" / "oomkiller").glob("*.py"):
+    for path in (ROOT / "src" / "oomkiller").rglob("*.py"):
         for m in pattern.finditer(path.read_text()):
             assert m.group(1) in allowed, f"{path.name}: .{m.group(1)}"
 
@@ -176,7 +176,7 @@ def test_two_swapped_fields_of_one_size_are_caught():
     assert ctypes.sizeof(swapped) == ctypes.sizeof(abi.OomkStats)
     why = loader.layout_mismatch("oomk_stats", layout, swapped)
     assert why == ("struct oomk_stats has samples at offset 8 in the BPF object "
-                   "but kills at 8 in oomkiller/abi.py"), why
+                   "but kills at 8 in oomkiller/bpf/abi.py"), why
 
 
 _CTYPES = {"__u64": 8, "__u32": 4, "__s32": 4, "char": 1}
@@ -282,8 +282,8 @@ def test_every_kfunc_the_object_calls_is_behind_a_kernel_flag():
     """kfuncs() reads the object's extern FUNCs; each is in a group of
     families.KFUNC_FLAGS, so a kernel without it loads the object with that
     bit clear and the call dead (docs/KERNELS.md)."""
-    from oomkiller.families import KFUNC_FLAGS
-    from oomkiller.probe import kfuncs
+    from oomkiller.bpf.families import KFUNC_FLAGS
+    from oomkiller.bpf.probe import kfuncs
     data = (ROOT / "build" / "oomkiller.bpf.o").read_bytes()
     grouped = {f for _, funcs in KFUNC_FLAGS for f in funcs}
     assert sorted(kfuncs(_libbpf.libbpf(), data)) == sorted(grouped)
@@ -291,7 +291,7 @@ def test_every_kfunc_the_object_calls_is_behind_a_kernel_flag():
 
 
 def test_this_kernel_is_above_the_floor_and_a_kernel_below_it_is_told_in_one_line(monkeypatch):
-    from oomkiller.probe import LACK_ENV, KernelProbe
+    from oomkiller.bpf.probe import LACK_ENV, KernelProbe
     probe = KernelProbe(lambda: None, LibbpfLog(), lambda _: None)
     assert probe.floor() is None
     monkeypatch.setenv(LACK_ENV, "bpf_send_signal_task,bpf_iter_link_info")

@@ -14,9 +14,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from oomkiller import abi, journal  # noqa: E402
-from oomkiller.livestats import SKIP_WARN_PERIOD, LossWatch, counts  # noqa: E402
+from oomkiller.bpf import abi  # noqa: E402
+from oomkiller.bpf.livestats import SKIP_WARN_PERIOD, LossWatch, counts  # noqa: E402
 from oomkiller.messages import Messages  # noqa: E402
+from oomkiller.outputs import journal  # noqa: E402
 
 
 class Clock:

@@ -16,12 +16,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from oomkiller import check, cli, options, selectors  # noqa: E402
-from oomkiller.config import ConfigError, parse_config  # noqa: E402
+from oomkiller.commands import check, cli  # noqa: E402
+from oomkiller.config import options, selectors  # noqa: E402
+from oomkiller.config.config import ConfigError, parse_config  # noqa: E402
+from oomkiller.config.policy import MAX_POLICIES, Policy  # noqa: E402
+from oomkiller.config.rules import OFF, RULES  # noqa: E402
+from oomkiller.config.settings import Settings  # noqa: E402
 from oomkiller.messages import UsageError  # noqa: E402
-from oomkiller.policy import MAX_POLICIES, Policy  # noqa: E402
-from oomkiller.rules import OFF, RULES  # noqa: E402
-from oomkiller.settings import Settings  # noqa: E402
 
 G = 1 << 30
 DEFAULT_LIMITS = tuple(r.default for r in RULES)

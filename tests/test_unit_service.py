@@ -11,7 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from oomkiller import journald, sdnotify  # noqa: E402
+from oomkiller.outputs import journald, sdnotify  # noqa: E402
 from native_journal import parse_native  # noqa: E402
 
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import NoReturn, Optional, TextIO
 
-from oomkiller import journal
+from oomkiller.outputs import journal
 
 # Exit codes (README, Exit codes): one source.
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2

@@ -2,7 +2,7 @@
 /*
  * oomp_rand [N]: N calls of libc rand() (default 150), then "done rand N SUM".
  * Built four ways (Makefile, PROGSLIBC): dynamic glibc, static glibc with and
- * without symbols, and musl, for the uprobe on rand (src/oomkiller/elfsym.py).
+ * without symbols, and musl, for the uprobe on rand (src/oomkiller/bpf/elfsym.py).
  * The sum is printed so that the compiler keeps every call.
  */
 #include <stdio.h>

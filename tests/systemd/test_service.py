@@ -27,7 +27,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import killer as K  # noqa: E402  (puts src/ on the path)
-from oomkiller.journald import MESSAGE_IDS  # noqa: E402
+from oomkiller.outputs.journald import MESSAGE_IDS  # noqa: E402
 
 UNIT = "oomkiller.service"
 KILL_ID = MESSAGE_IDS["kill"]

@@ -1,0 +1,1 @@
+"""The BPF object and its binding: loading, configuring and reading it."""

@@ -1,0 +1,1 @@
+"""The command line and its commands: the daemon's main, status, check, selftest."""

@@ -1,0 +1,1 @@
+"""The running killer: its loop and tick, its one instance, its events."""
