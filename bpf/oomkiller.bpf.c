@@ -432,7 +432,7 @@ static __noinline int tree_member_policy(__u32 tgid, __u64 start_time);
  * target. A tree's member has its tree's policy, whatever it is now. The
  * choice is kept; when task storage can't be had (the kernel refuses it
  * under recursion, or no memory), it is made afresh. */
-static __always_inline int policy_of_leader(struct task_struct *leader)
+static __noinline int policy_of_leader(struct task_struct *leader)
 {
 	__u64 w0 = *(const __u64 *)leader->comm;
 	__u64 w1 = *(const __u64 *)(leader->comm + 8);
@@ -464,9 +464,13 @@ static __always_inline int policy_of_leader(struct task_struct *leader)
 	return pol;
 }
 
-static __always_inline int policy_of(struct task_struct *t)
+/* The policy of current's process, for the hooks (each runs in the process
+ * it counts): a global function, which the verifier checks once per
+ * program, not at each call site (lib_mapped(), ur_target(), on_sys(), ...;
+ * inlined, the choice was a fifth of what it walked in tp_sys_exit). */
+__noinline int policy_of_current(void)
 {
-	return policy_of_leader(t->group_leader);
+	return policy_of_leader(bpf_get_current_task_btf()->group_leader);
 }
 
 /* The gate of policy pol: open once a sample finds its min_used in use. */
@@ -810,7 +814,7 @@ static __always_inline struct oomk_proc *acct(struct oomk_proc *p)
 	__u32 key = p->tree;
 	struct oomk_proc *te;
 
-	if (!key)
+	if (!(cfg.flags & OOMK_CF_TREES) || !key)
 		return p;
 	te = bpf_map_lookup_elem(&procs, &key);
 	return te ? te : p;
@@ -997,7 +1001,8 @@ static __always_inline void killed(struct oomk_proc *p, __u32 pol, __u32 tgid, _
  * verdict is never killed. (A kill event once reported rule 2^32 - 1: two
  * uprobe runs sharing a private stack, see on_rand_call().) */
 static __always_inline void kill(struct oomk_proc *p, struct oomk_proc *a,
-				 struct task_struct *leader, __u32 tgid, __u32 tid, bool self)
+				 struct task_struct *leader, __u32 tgid, __u32 tid, bool self,
+				 bool own)
 {
 	__u32 rule = a->condemned - 1;
 	__u64 value = a->value;
@@ -1017,7 +1022,8 @@ static __always_inline void kill(struct oomk_proc *p, struct oomk_proc *a,
 	 * put a sixth frame on io_uring's walks: 560 bytes of stack). */
 	if (!self) {
 		if (a == p) {
-			pol = policy_of_leader(leader);
+			/* own: current is one of its threads (its exit) */
+			pol = own ? policy_of_current() : policy_of_leader(leader);
 			if (pol < 0)
 				return;
 			if (p->policy != pol)
@@ -1038,7 +1044,8 @@ static __always_inline void kill(struct oomk_proc *p, struct oomk_proc *a,
 /* Kill process tgid from outside its own running threads: kfuncs, so
  * tracing and syscall programs only. Before Linux 6.13 there is no kfunc
  * to signal another task: the next sweep hands the kill to the loader. */
-static __always_inline void kill_tgid(struct oomk_proc *p, struct oomk_proc *a, __u32 tgid)
+static __always_inline void kill_tgid(struct oomk_proc *p, struct oomk_proc *a, __u32 tgid,
+				      bool own)
 {
 	struct task_struct *t;
 
@@ -1049,7 +1056,7 @@ static __always_inline void kill_tgid(struct oomk_proc *p, struct oomk_proc *a, 
 	t = bpf_task_from_pid(tgid);
 	if (!t)
 		return;
-	kill(p, a, t, tgid, 0, false);
+	kill(p, a, t, tgid, 0, false, own);
 	bpf_task_release(t);
 }
 
@@ -1090,7 +1097,7 @@ static __always_inline void enforce(struct oomk_proc *p, __u32 tgid, __u32 tid)
 
 	if (!due(p, a))
 		return;
-	kill(p, a, bpf_get_current_task_btf()->group_leader, tgid, tid, true);
+	kill(p, a, bpf_get_current_task_btf()->group_leader, tgid, tid, true, true);
 	if (a != p)
 		sweep_pending = 1;
 }
@@ -1130,29 +1137,33 @@ static __always_inline void fds_check(struct oomk_proc *p, struct task_struct *t
 
 	if (p->state & OOMK_ST_URING)
 		direct = count_direct(t, tgid);
-	if (a != p) {
-		if (tree_level(a, p, count_fds(t) + direct) < limit)
-			return;
-		n = tree_level(a, p, count_installed_fds(t) + direct);
-		if (n >= limit)
-			condemn(a, tgid, tid, OOMK_RULE_FDS, n);
-		return;
-	}
-	*level = count_fds(t) + direct;
 	/* Judge the level read back from the map, not the loop's sum: a sum
 	 * compared with the limit (a constant to the verifier: frozen
 	 * .rodata) makes the verifier track it precisely through every
 	 * bpf_loop iteration, and loading took seconds at --max-fds 1M and
 	 * minutes at 2^30. A level another thread stored meanwhile is a real
-	 * count of the same table too. */
-	n = *level;
+	 * count of the same table too. A tree's member adds its level to its
+	 * tree's, whose total comes back. Each count is made once, here: a
+	 * second call of either loop doubled what the verifier walks. */
+	n = count_fds(t) + direct;
+	if (a != p) {
+		n = tree_level(a, p, n);
+	} else {
+		*level = n;
+		n = *level;
+	}
 	if (n < limit)
 		return;
 	/* Installed <= reserved: the popcount never hides a crossing. */
-	*level = count_installed_fds(t) + direct;
-	n = *level;
+	n = count_installed_fds(t) + direct;
+	if (a != p) {
+		n = tree_level(a, p, n);
+	} else {
+		*level = n;
+		n = *level;
+	}
 	if (n >= limit)
-		condemn(p, tgid, tid, OOMK_RULE_FDS, n);
+		condemn(a, tgid, tid, OOMK_RULE_FDS, n);
 }
 
 /* After a reload the limits may have dropped below counters that already
@@ -1224,14 +1235,14 @@ static __always_inline struct oomk_proc *proc_get(struct task_struct *t, __u32 t
 			p->policy = pol;
 			p->generation = 0;
 		}
-		if (p->tree || POL(pol)->tree)
+		if ((cfg.flags & OOMK_CF_TREES) && (p->tree || POL(pol)->tree))
 			tree_fix(p, pol);
 		rejudge(acct(p), tgid, tid);
 		return p;
 	}
 	p = proc_new(t->group_leader, tgid, pol);
 	if (p) {
-		if (POL(pol)->tree)
+		if ((cfg.flags & OOMK_CF_TREES) && POL(pol)->tree)
 			tree_fix(p, pol);
 		fds_check(p, t, tgid, tid);
 	}
@@ -1403,7 +1414,7 @@ static __always_inline void lib_mapped(struct task_struct *t, __u64 addr)
 	struct oomk_hold h = {};
 	__u32 pending = OOMK_LIB_PENDING, *st, tgid;
 
-	if (!rule_on(OOMK_RULE_RAND) || policy_of(t) < 0)
+	if (!rule_on(OOMK_RULE_RAND) || policy_of_current() < 0)
 		return;
 	if (bpf_find_vma(t, addr, exec_file_of, &id, 0) || !id.ino)
 		return;
@@ -1687,7 +1698,7 @@ static __always_inline void ur_walk_free(struct io_ring_ctx *ctx)
 
 static __always_inline bool ur_target(void)
 {
-	return live() && policy_of(bpf_get_current_task_btf()) >= 0;
+	return live() && policy_of_current() >= 0;
 }
 
 /* At the exit of io_uring_setup (the ring's fd is its result) or
@@ -1961,7 +1972,7 @@ static __always_inline int on_sys(__u32 kind, long ret, bool twin)
 	int pol;
 
 	t = bpf_get_current_task_btf();
-	pol = policy_of(t);
+	pol = policy_of_current();
 	if (pol < 0)
 		return 0;
 	if (kind == K_MAP)
@@ -2226,7 +2237,7 @@ static __always_inline void sock_send(struct sock *sk, int ret, int twin)
 	if (!live())
 		return;
 	t = bpf_get_current_task_btf();
-	pol = policy_of(t);
+	pol = policy_of_current();
 	if (pol < 0)
 		return;
 	id = bpf_get_current_pid_tgid();
@@ -2464,7 +2475,7 @@ static __always_inline void exec_checkpoint(struct task_struct *p, __u32 old_pid
 	sel = bpf_task_storage_get(&sels, p, 0, 0);
 	if (sel)
 		sel->valid = 0;
-	pol = policy_of(p);
+	pol = policy_of_current();
 	if (pol >= 0) {
 		thr_set(p, tgid, tgid, p->ioac.syscw, p->ioac.rchar);
 		/* The first user instruction: a static program's own text, or
@@ -2528,12 +2539,12 @@ static __always_inline void exit_checkpoint(struct task_struct *t)
 	th = bpf_map_lookup_elem(&thrs, &tid);
 	if (th) {
 		if (!group_dead && th->tgid == tgid && th->start_time == t->start_time &&
-		    policy_of(t) >= 0 && (p = bpf_map_lookup_elem(&procs, &tgid))) {
+		    policy_of_current() >= 0 && (p = bpf_map_lookup_elem(&procs, &tgid))) {
 			fold(p, th, t, tgid, tid);
 			fds_check(p, t, tgid, tid);
 			a = acct(p);
 			if (due(p, a))
-				kill_tgid(p, a, tgid);
+				kill_tgid(p, a, tgid, true);
 		}
 		bpf_map_delete_elem(&thrs, &tid);
 	}
@@ -2573,7 +2584,7 @@ static __always_inline void fork_checkpoint(struct task_struct *child)
 	if ((child->flags & PF_IO_WORKER) || !live())
 		return;
 	t = bpf_get_current_task_btf();
-	pol = policy_of(t);
+	pol = policy_of_current();
 	if (pol < 0)
 		return;
 	th = bpf_map_lookup_elem(&thrs, &ctid);
@@ -2584,7 +2595,7 @@ static __always_inline void fork_checkpoint(struct task_struct *child)
 	tid = (__u32)id;
 	p = proc_get(t, tgid, tid, pol);
 	/* A new process of a tree is its member from birth. */
-	if (p && p->tree && child->tgid != tgid)
+	if ((cfg.flags & OOMK_CF_TREES) && p && p->tree && child->tgid != tgid)
 		tree_adopt(p, child, pol);
 	if (!thr_set(child, child->tgid, ctid, 0, 0) || !p)
 		return;
@@ -2694,7 +2705,7 @@ static __always_inline void rand_called(void)
 
 	if (!live())
 		return;
-	pol = policy_of(t);
+	pol = policy_of_current();
 	if (pol < 0)
 		return;
 	id = bpf_get_current_pid_tgid();
@@ -2771,7 +2782,7 @@ static long sweep_one(struct bpf_map *map, __u32 *key, struct oomk_proc *p, void
 		return 0;
 	}
 	if (cfg.flags & OOMK_CF_SIGNAL_TASK) {
-		kill_tgid(p, a, tgid);
+		kill_tgid(p, a, tgid, false);
 		return 0;
 	}
 	n = due_list.n;
