@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -132,12 +133,28 @@ def as_uid(uid: int):
     return become
 
 
-def test_every_selector_kind_in_one_killer(tmp_path, cgroup):
+@pytest.fixture
+def native_tmp(tmp_path):
+    """A directory where an exe selector can work: tmp_path, unless it is on
+    overlayfs or FUSE (the VM lane's /tmp), then one under /dev/shm or /run."""
+    if not selectors.foreign(str(tmp_path)):
+        yield tmp_path
+        return
+    where = selectors.native_dir(("/dev/shm", "/run"))
+    assert where, f"{tmp_path} is on {selectors.foreign(str(tmp_path))} and no /dev/shm or /run"
+    d = Path(tempfile.mkdtemp(prefix="oomkt-exe-", dir=where))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_every_selector_kind_in_one_killer(tmp_path, native_tmp, cgroup):
     """name, exe, cgroup, user and tree, each a policy of its own, in one
     killer; each workload matches only its own (all are named as targets,
     so that nothing else can die), and one more matches none and lives."""
     mount, cg = cgroup
-    exe = K.plain_copy(tmp_path, "oomp_exe_sel")
+    exe = K.plain_copy(native_tmp, "oomp_exe_sel")
     os.chmod(tmp_path, 0o755)
     script = tree_script(tmp_path)
     text = (f"[policy byexe]\nexe = {exe}\nmax-writes = 11\nmin-used = 0\n"

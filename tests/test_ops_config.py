@@ -92,3 +92,24 @@ def test_a_bad_policy_is_one_line_and_exit_2_from_check_and_the_daemon(tmp_path)
             runs.append(res.stderr)
         assert runs[0] == runs[1]
     assert not H.PIN_DIR.exists()
+
+
+def test_an_exe_on_overlayfs_is_refused(tmp_path):
+    """On overlayfs the kernel runs the layer's inode, not the one the path
+    names: an exe policy there would match nothing, so it is an error."""
+    for d in ("lower", "upper", "work", "merged"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "lower" / "prog").write_bytes(b"#!/bin/sh\n")
+    opts = f"lowerdir={tmp_path}/lower,upperdir={tmp_path}/upper,workdir={tmp_path}/work"
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(tmp_path / "merged")],
+                   check=True, capture_output=True, timeout=30)
+    try:
+        conf = H.write_config(tmp_path / "o.conf",
+                              f"[policy o]\nname = oomp\nexe = {tmp_path}/merged/prog\n")
+        res = subprocess.run([str(K.OOMKILLER), "check", "--config", conf], capture_output=True,
+                             text=True, timeout=30, stdin=subprocess.DEVNULL)
+        K.one_line_error(res, 2, "check with an exe on overlayfs")
+        assert f"{conf}:3: exe: '{tmp_path}/merged/prog' is on overlay, where the kernel" \
+            in res.stderr, res.stderr
+    finally:
+        subprocess.run(["umount", str(tmp_path / "merged")], capture_output=True, timeout=30)

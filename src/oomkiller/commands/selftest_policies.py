@@ -27,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
@@ -63,13 +64,24 @@ class Setup:
         self.off: dict[str, str] = {}
         self.uid = 4000000000 + os.getpid() % 1000000  # no process here runs as it
         self.exe = os.path.join(tmp, "python-selftest")
+        self.exe_dir: Optional[str] = None  # made elsewhere when tmp can't hold it
         self.cgroup: Optional[str] = None  # the directory, once made
         self.cgroup_path = ""              # as the policy names it, from the mount
         self._copy_python()
         self._make_cgroup()
 
     def _copy_python(self) -> None:
-        # A copy is a file of its own (device, inode); a link would be Python itself.
+        # A copy is a file of its own (device, inode); a link would be Python
+        # itself. Not on overlayfs or FUSE (a container's /tmp, the VM
+        # lane's), where an exe selector can't work.
+        if selectors.foreign(self.tmp):
+            where = selectors.native_dir()
+            if where is None:
+                self.off["exe"] = (f"{self.tmp} is on {selectors.foreign(self.tmp)}, and no "
+                                   "/dev/shm, /run or /tmp can hold a program")
+                return
+            self.exe_dir = tempfile.mkdtemp(prefix="oomkiller-selftest-", dir=where)
+            self.exe = os.path.join(self.exe_dir, "python-selftest")
         try:
             shutil.copy(os.path.realpath(sys.executable), self.exe)
             res = subprocess.run([self.exe, "-c", "import ctypes, mmap, socket"],
@@ -114,8 +126,12 @@ class Setup:
         return "\n".join(out)
 
     def close(self) -> None:
-        """Remove the cgroup: kill what is left in it (only our workloads can
-        be), wait until it is empty, rmdir."""
+        """Remove the exe copy's directory if it was made outside tmp, and the
+        cgroup: kill what is left in it (only our workloads can be), wait
+        until it is empty, rmdir."""
+        if self.exe_dir is not None:
+            shutil.rmtree(self.exe_dir, ignore_errors=True)
+            self.exe_dir = None
         if self.cgroup is None:
             return
         procs = os.path.join(self.cgroup, "cgroup.procs")

@@ -44,6 +44,48 @@ def kernel_dev(st_dev: int) -> int:
     return os.major(st_dev) << 20 | os.minor(st_dev)
 
 
+# File systems where the file a process runs is not the inode stat(2) names:
+# overlayfs hands the kernel its layer's file (a container's root; the VM
+# lane's /tmp: an exe policy there matched nothing), FUSE may too.
+FOREIGN_FS = ("overlay", "fuse")
+
+
+def fs_type(path: str, mountinfo: str = MOUNTINFO) -> Optional[str]:
+    """The file system type of the mount that holds path (symlinks followed)."""
+    real = os.path.realpath(path)
+    best, kind = "", None
+    try:
+        with open(mountinfo) as f:
+            for line in f:
+                head, sep, tail = line.partition(" - ")
+                if not sep:
+                    continue
+                point = _unescape(head.split(" ")[4])
+                inside = real == point or real.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best):
+                    best, kind = point, tail.split(" ", 1)[0]
+    except OSError:
+        return None
+    return kind
+
+
+def foreign(path: str) -> Optional[str]:
+    """The file system type if path is on one where BPF sees another inode."""
+    kind = fs_type(path)
+    if kind and (kind in FOREIGN_FS or kind.startswith("fuse.")):
+        return kind
+    return None
+
+
+def native_dir(candidates: tuple[str, ...] = ("/dev/shm", "/run", "/tmp")) -> Optional[str]:
+    """The first of candidates that is a writable directory on a file system
+    where an exe selector can work (for selftest's and the tests' copies)."""
+    for d in candidates:
+        if os.path.isdir(d) and os.access(d, os.W_OK | os.X_OK) and not foreign(d):
+            return d
+    return None
+
+
 def resolve_exe(path: str) -> tuple[int, int]:
     """(kernel s_dev, inode) of the regular file at path, symlinks followed."""
     if not os.path.isabs(path):
@@ -56,6 +98,10 @@ def resolve_exe(path: str) -> tuple[int, int]:
         raise ValueError(f"cannot stat {path!r}: {e.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         raise ValueError(f"not a regular file: {path!r}: name the program itself")
+    kind = foreign(path)
+    if kind:
+        raise ValueError(f"{path!r} is on {kind}, where the kernel runs another inode than "
+                         "this path names: select it by name, cgroup or unit instead")
     return kernel_dev(st.st_dev), st.st_ino
 
 
