@@ -134,15 +134,15 @@ def as_uid(uid: int):
 
 
 @pytest.fixture
-def native_tmp(tmp_path):
-    """A directory where an exe selector can work: tmp_path, unless it is on
-    overlayfs or FUSE (the VM lane's /tmp), then one under /dev/shm or /run."""
-    if not selectors.foreign(str(tmp_path)):
-        yield tmp_path
-        return
-    where = selectors.native_dir(("/dev/shm", "/run"))
-    assert where, f"{tmp_path} is on {selectors.foreign(str(tmp_path))} and no /dev/shm or /run"
+def native_tmp():
+    """A directory every uid can enter (mode 755, under /dev/shm, /run or
+    /tmp) on a file system where an exe selector can work: not overlayfs or
+    FUSE (the VM lane's /tmp), and not the tests' own tree (the VM lane's
+    copy of it is 700)."""
+    where = selectors.native_dir()
+    assert where, "no /dev/shm, /run or /tmp outside overlayfs and FUSE"
     d = Path(tempfile.mkdtemp(prefix="oomkt-exe-", dir=where))
+    d.chmod(0o755)
     try:
         yield d
     finally:
@@ -155,7 +155,7 @@ def test_every_selector_kind_in_one_killer(tmp_path, native_tmp, cgroup):
     so that nothing else can die), and one more matches none and lives."""
     mount, cg = cgroup
     exe = K.plain_copy(native_tmp, "oomp_exe_sel")
-    os.chmod(tmp_path, 0o755)
+    work = K.plain_copy(native_tmp, "oomp_work")  # one every uid can run
     script = tree_script(tmp_path)
     text = (f"[policy byexe]\nexe = {exe}\nmax-writes = 11\nmin-used = 0\n"
             f"[policy bycg]\ncgroup = /{cg.name}\nname = oomp_work\nmax-writes = 12\nmin-used = 0\n"
@@ -177,9 +177,9 @@ def test_every_selector_kind_in_one_killer(tmp_path, native_tmp, cgroup):
         # In the cgroup from before its exec; then as the uid.
         procs = cg / "cgroup.procs"
         for argv, kw, policy, limit in (
-                (["sh", "-c", f'echo $$ > {procs} && exec "$0" "$@"', str(K.WORK), "write:30"],
+                (["sh", "-c", f'echo $$ > {procs} && exec "$0" "$@"', str(work), "write:30"],
                  {}, "bycg", 12),
-                ([str(K.WORK), "write:30"], {"preexec_fn": as_uid(TEST_UID), "cwd": "/"},
+                ([str(work), "write:30"], {"preexec_fn": as_uid(TEST_UID), "cwd": "/"},
                  "byuser", 13)):
             with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, **kw) as p:
