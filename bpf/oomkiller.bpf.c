@@ -2705,7 +2705,11 @@ static __always_inline void rand_called(void)
 
 	if (!live())
 		return;
-	pol = policy_of_current();
+	/* Not policy_of_current(): on_rand_call() runs this with preemption
+	 * off, and the verifier may refuse a global function call
+	 * there ("global function calls are not allowed with preemption
+	 * disabled" on 6.12; 6.18 allows it). */
+	pol = policy_of_leader(t->group_leader);
 	if (pol < 0)
 		return;
 	id = bpf_get_current_pid_tgid();
