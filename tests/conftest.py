@@ -91,9 +91,10 @@ def gate_open_ballast(e2e_session):
 
 
 @pytest.fixture(scope="module")
-def default_killer(gate_open_ballast):
-    """./oomkiller with the default policy, gate open, shared by a module's tests."""
-    with K.Killer() as k:
+def default_killer(gate_open_ballast, tmp_path_factory):
+    """./oomkiller with the default policy, gate open, shared by a module's
+    tests; with a metrics file, whose skipped runs a failure can show."""
+    with K.Killer(metrics_file=tmp_path_factory.mktemp("metrics") / "oomkiller.prom") as k:
         yield k
         wrong = [e for e in k.events if e.get("event") == "kill" and "oomp" not in e.get("comm", "")]
         assert not wrong, f"kills of non-targets: {wrong}"

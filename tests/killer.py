@@ -184,8 +184,11 @@ class Killer:
 
     def __init__(self, *args: str, json_events: bool = True, attach: bool = True,
                  ready_timeout: float = READY_TIMEOUT, stop_timeout: float = STOP_TIMEOUT,
-                 env: Optional[dict] = None):
+                 env: Optional[dict] = None, metrics_file: Optional[Path] = None):
         self.args = [str(OOMKILLER), *map(str, args)]
+        self.metrics_file = metrics_file
+        if metrics_file is not None:
+            self.args += ["--metrics-file", str(metrics_file)]
         self.env = {**os.environ, **env} if env else None
         if json_events:
             self.args.append("--json")
@@ -334,6 +337,16 @@ class Killer:
         start = self.status()["samples"]
         assert wait_until(lambda: self.status()["samples"] >= start + n, timeout, 0.05), \
             f"the killer took fewer than {n} samples in {timeout}s:\n{self.stderr_text()}"
+
+    def skipped_runs(self) -> dict[str, int]:
+        """Runs the kernel skipped, per program, as of the killer's last
+        tick (its --metrics-file; empty without one): what a late kill's
+        failure message shows."""
+        if self.metrics_file is None or not self.metrics_file.exists():
+            return {}
+        pat = re.compile(r'^oomkiller_hook_runs_skipped_total\{program="([^"]+)"\} (\d+)$')
+        return {m[1]: int(m[2]) for line in self.metrics_file.read_text().splitlines()
+                if (m := pat.match(line))}
 
     def stderr_text(self) -> str:
         with self._cond:

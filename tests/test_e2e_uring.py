@@ -10,6 +10,7 @@ then holds 0, 1, 2 and the ring's fd.
 import contextlib
 
 import killer as K
+from oomkiller.bpf.probe import tp_btf_preemptible  # on sys.path through killer
 
 LIMIT = 100
 
@@ -98,11 +99,13 @@ def _all_die(k: K.Killer, runs: dict, rule: str) -> dict:
 
 def _late(k: K.Killer, step: str, res: K.Result, ev: dict) -> str:
     """What a late kill's failure shows: the event (its tid: which thread
-    crossed), the killer's refused kills, and its last warnings (skipped
-    runs of a program)."""
+    crossed), the killer's refused kills, the runs the kernel skipped per
+    program so far (its metrics file) and its last warnings."""
     st = k.status()
+    skipped = {p: n for p, n in k.skipped_runs().items() if n}
     return (f"{step}: {res.out_size} written; event {ev}; kills {st['kills']} refused "
-            f"{st['kill_failed']}; killer stderr: {k.stderr_text()[-1500:]!r}; {res.describe()}")
+            f"{st['kill_failed']}; runs skipped by program {skipped}; "
+            f"killer stderr: {k.stderr_text()[-1500:]!r}; {res.describe()}")
 
 
 def _all_live(k: K.Killer, runs: dict, rule: str, value: int, exact: bool = True) -> None:
@@ -122,14 +125,22 @@ def _all_live(k: K.Killer, runs: dict, rule: str, value: int, exact: bool = True
 
 
 def test_150_io_uring_writes_die_at_the_100th_with_no_101st(default_killer):
-    with contextlib.ExitStack() as stack:
-        runs = {s: stack.enter_context(K.Workload(K.WORK, f"{s}:150", progress=True, out=True))
-                for s in EXACT}
-        for step, (ev, res) in _all_die(default_killer, runs, "writes").items():
-            assert ev["value"] == WRITES, (step, ev)
-            # The SIGKILL is pending before the 101st reaches the file: a
-            # buffered write to a regular file checks for it first (EINTR).
-            assert res.out_size == WRITES, _late(default_killer, step, res, ev)
+    """Every shape side by side where tp_btf runs with preemption off (6.x).
+    On 7.x one at a time: there rings submitting at once on one CPU can have
+    every hook of a submission skipped, and a batch then dies late
+    (OPERATIONS, known limits; test_io_uring_writes_stay_exact_beside_a_
+    preempted_map_reader runs them so too)."""
+    groups = [[s] for s in EXACT] if tp_btf_preemptible() else [EXACT]
+    for group in groups:
+        with contextlib.ExitStack() as stack:
+            runs = {s: stack.enter_context(K.Workload(K.WORK, f"{s}:150", progress=True,
+                                                      out=True))
+                    for s in group}
+            for step, (ev, res) in _all_die(default_killer, runs, "writes").items():
+                assert ev["value"] == WRITES, (step, ev)
+                # The SIGKILL is pending before the 101st reaches the file: a
+                # buffered write to a regular file checks for it first (EINTR).
+                assert res.out_size == WRITES, _late(default_killer, step, res, ev)
 
 
 def test_io_uring_writes_stay_exact_beside_a_preempted_map_reader(default_killer):
