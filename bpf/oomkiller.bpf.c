@@ -1511,14 +1511,25 @@ static __always_inline void lib_sys(struct task_struct *t, long ret)
 
 #define REQ_F_CQE_SKIP	(1ULL << 6)	/* = IOSQE_CQE_SKIP_SUCCESS_BIT (UAPI) */
 
-enum ur_state { UR_LIVE = 0, UR_LIVE_SKIP_WRITE, UR_COUNTED, UR_WALKED };
+/* A mark's state, in the order a life moves through them:
+ *   UR_LIVE, UR_LIVE_SKIP_WRITE  begun (submit_req saw it), not counted;
+ *   UR_COUNTED                   counted before its CQE (a batch's tail);
+ *   UR_ENDED                     its CQE posted (at CQ tail `cq`), counted;
+ *   UR_WALKED                    freed, and a walk of the free cache saw it.
+ * A life whose submit_req no program ran for starts from its address's
+ * last mark: ENDED or WALKED there means that life ended, so the event
+ * that finds it (a CQE, a batch's tail) counts the new one. */
+enum ur_state { UR_LIVE = 0, UR_LIVE_SKIP_WRITE, UR_COUNTED, UR_ENDED, UR_WALKED };
+
+/* Where ur_count() runs. */
+enum ur_at { UR_AT_TAIL, UR_AT_CQE, UR_AT_WALK };
 
 struct ur_mark {
 	__u32 state;		/* enum ur_state */
 	__u32 tgid;		/* whose request this life is */
 	__u64 ring;		/* the life's submission: its ring, and the ring's */
 	__u32 head;		/* SQ head after its SQE was taken (the twin's test) */
-	__u32 pad;
+	__u32 cq;		/* UR_ENDED: the ring's CQ tail at its CQE (the twins' test) */
 };
 
 /* LRU: a mark outlives its request (nothing hooks the free) until the
@@ -1581,12 +1592,13 @@ __noinline int ur_add(__u32 rule, __u64 inc)
  * rw_verify_area), a cancelled link never ran (ECANCELED), and 0 wrote
  * nothing; anything else (bytes, EAGAIN, EINTR, EIO, ENOSPC, EPIPE)
  * counts, as syscw would for write(2). A result that counts nothing still
- * settles the life. */
-static __always_inline void ur_count(struct io_kiocb *req, bool final)
+ * settles the life. `at`: the batch's tail (before its CQE), its CQE, or a
+ * walk of the free cache (a finished life, counted only if nothing did). */
+static __always_inline void ur_count(struct io_kiocb *req, enum ur_at at)
 {
-	struct ur_mark init = { .state = UR_COUNTED }, *m;
-	__u64 key = (__u64)req, inc = 0;
-	__u32 rule, old;
+	struct ur_mark init = {}, *m;
+	__u64 key = (__u64)req, inc = 0, ring;
+	__u32 rule, old, next, cq = 0, tgid;
 	__s32 res;
 
 	if (!req)
@@ -1597,23 +1609,53 @@ static __always_inline void ur_count(struct io_kiocb *req, bool final)
 	res = BPF_CORE_READ(req, cqe.res);
 	/* On the deferred list with -EAGAIN: maybe a request to reissue
 	 * (REQ_F_REISSUE), which ends again later; its end counts it. */
-	if (!final && res == -EAGAIN)
+	if (at == UR_AT_TAIL && res == -EAGAIN)
 		return;
 	if (rule == OOMK_RULE_READ_BYTES)
 		inc = res > 0 ? res : 0;
 	else if (res != 0 && res != -EBADF && res != -EFAULT && res != -EINVAL &&
 		 res != -ESPIPE && res != -EOPNOTSUPP && res != -EOVERFLOW && res != -ECANCELED)
 		inc = 1;
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	ring = (__u64)BPF_CORE_READ(req, ctx);
+	next = UR_COUNTED;
+	if (at == UR_AT_CQE) {
+		next = UR_ENDED;
+		/* Moved once per CQE the ring posts: the same for a CQE's
+		 * twins, another at the address's next CQE. */
+		cq = BPF_CORE_READ((struct io_ring_ctx *)ring, cached_cq_tail);
+	}
 	m = bpf_map_lookup_elem(&ur_done, &key);
 	if (!m) {
-		init.tgid = bpf_get_current_pid_tgid() >> 32;
+		init.state = next;
+		init.tgid = tgid;
+		init.ring = ring;
+		init.cq = cq;
 		if (bpf_map_update_elem(&ur_done, &key, &init, BPF_NOEXIST))
 			return;
-	} else {
-		old = m->state;
-		if (old >= UR_COUNTED || __sync_val_compare_and_swap(&m->state, old, UR_COUNTED) != old)
-			return;
+		goto count;
 	}
+	old = m->state;
+	if (at == UR_AT_WALK && old >= UR_COUNTED)
+		return;
+	if (at == UR_AT_TAIL && old == UR_COUNTED)
+		return;		/* counted at an earlier submit_req, or by its twin */
+	if (at == UR_AT_CQE) {
+		if (old == UR_ENDED && m->cq == cq && m->ring == ring)
+			return;	/* this CQE's twin counted it */
+		m->cq = cq;
+		if (old == UR_COUNTED) {	/* counted as a batch's tail */
+			__sync_val_compare_and_swap(&m->state, old, UR_ENDED);
+			return;
+		}
+	}
+	if (old >= UR_ENDED) {		/* a life no submit_req run saw begin */
+		m->tgid = tgid;
+		m->ring = ring;
+	}
+	if (__sync_val_compare_and_swap(&m->state, old, next) != old)
+		return;
+count:
 	if (inc)
 		ur_add(rule, inc);
 }
@@ -1685,8 +1727,8 @@ static long ur_walk_one(__u32 i, struct ur_walk *w)
 		return 1;
 	/* A request the kernel took fresh from the slab carries the mark of
 	 * its last life, maybe another process's ring: not ours to count. */
-	if (state != UR_COUNTED && m->tgid == (__u32)(bpf_get_current_pid_tgid() >> 32))
-		ur_count(req, true);
+	if (state < UR_COUNTED && m->tgid == (__u32)(bpf_get_current_pid_tgid() >> 32))
+		ur_count(req, UR_AT_WALK);
 	state = m->state;
 	if (state != UR_WALKED)
 		__sync_val_compare_and_swap(&m->state, state, UR_WALKED);
@@ -2343,7 +2385,7 @@ static __always_inline void ur_submit(struct io_kiocb *req)
 		bpf_map_update_elem(&ur_done, &key, &mark, BPF_NOEXIST);
 	}
 begun:
-	ur_count(ur_tail(ring), false);
+	ur_count(ur_tail(ring), UR_AT_TAIL);
 	ur_walk_free(ring);
 }
 
@@ -2452,7 +2494,7 @@ static __always_inline void ur_complete(struct io_ring_ctx *ring, struct io_kioc
 
 	if (!ur_target())
 		return;
-	ur_count(req, true);
+	ur_count(req, UR_AT_CQE);
 	ur_walk_free(ring);
 	t = bpf_get_current_task_btf();
 	id = bpf_get_current_pid_tgid();
