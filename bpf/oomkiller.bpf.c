@@ -1566,7 +1566,7 @@ static __always_inline __u64 ur_flags(struct io_kiocb *req)
 }
 
 /* Add inc to current's process under rule, and judge it. Its entry was
- * made at io_uring_setup's exit, at the latest. A global function: the
+ * made by ur_target() at the latest. A global function: the
  * verifier checks it once, not at each of the io_uring programs' many
  * call sites (inlined, on_uring_submit_tp passed the 1M-instruction limit
  * with some --name values). */
@@ -1756,9 +1756,31 @@ static __always_inline void ur_walk_free(struct io_ring_ctx *ctx)
 	bpf_loop(UR_WALK_MAX, ur_walk_one, &w, 0);
 }
 
+/* current's process is a target. Its entry is made here if no hook made
+ * it yet: a process whose every syscall exit so far was missed (each of
+ * their hooks can be skipped: a kretprobe's pool, on 7.x a tp_btf run's
+ * guard, a classic run's bpf_prog_active), or one that became a target
+ * with no syscall since (moved into a policy's cgroup) and only feeds an
+ * SQPOLL ring. ur_add() dropped such a process's counts until a syscall
+ * exit made it: in the VM lane on 7.3.4, 150-write batches died at their
+ * 122nd to 142nd write, the kill event saying 100. Made at the programs'
+ * top level: inside ur_add() a walk's stack passes 512 bytes. */
 static __always_inline bool ur_target(void)
 {
-	return live() && policy_of_current() >= 0;
+	__u64 id;
+	__u32 tgid;
+	int pol;
+
+	if (!live())
+		return false;
+	pol = policy_of_current();
+	if (pol < 0)
+		return false;
+	id = bpf_get_current_pid_tgid();
+	tgid = id >> 32;
+	if (!bpf_map_lookup_elem(&procs, &tgid))
+		proc_get(bpf_get_current_task_btf(), tgid, (__u32)id, pol);
+	return true;
 }
 
 /* At the exit of io_uring_setup (the ring's fd is its result) or

@@ -160,6 +160,30 @@ def test_a_cgroup_policy_kills_in_the_cgroup_and_below_and_after_a_move(tmp_path
         no_kills_of_others(k, killed)
 
 
+def test_moved_into_a_cgroup_policy_a_quiet_sqpoll_ring_is_counted_from_the_move(
+        tmp_path, cgroup_dir):
+    """A process becomes a target by a move, not by anything it does, and
+    then only feeds an SQPOLL ring, making no syscall: no syscall exit ever
+    makes its entry. Its io_uring writes count from the move all the same
+    (the io_uring hooks make it): the 20th kills it, with 20 bytes in the
+    file. (Before, such counts were dropped until a syscall exit: it wrote
+    all 30 and lived.)"""
+    path, cg = cgroup_dir
+    c = conf(tmp_path / "p.conf", f"[policy cg]\ncgroup = {path}\nname = oomp\n"
+                                  "max-writes = 20\nmin-used = 0\n")
+    with K.Killer("--config", c) as k:
+        with K.Workload(K.WORK, "uring-wsqq:30", progress=True, out=True) as w:
+            assert w.wait_state(K.S_WAITING), f"no ring made: {w.progress()}"
+            assert H.find_proc(H.status_json(), w.pid) is None, "tracked before it is in the cgroup"
+            (cg / "cgroup.procs").write_text(str(w.pid))
+            K.write_slot(w.progress_path, K.P_CTL, 1)
+            res = w.wait()
+        assert res.killed and res.out_size == 20, \
+            f"moved in, then 30 writes through SQPOLL with no syscall: {res.describe()}"
+        event(k, res.pid, "kill", "cg", 20, 20)
+        no_kills_of_others(k, {res.pid})
+
+
 # ---- first match, dry-run, gate and limits per policy --------------------------------
 
 def test_the_first_matching_policy_applies_with_its_own_dry_run_gate_and_limit(tmp_path):

@@ -49,7 +49,10 @@
  *   uring-wb:N   N IORING_OP_WRITE of 1 byte to OUT in one io_uring_enter;
  *                uring-wbs:N the same, each IOSQE_CQE_SKIP_SUCCESS;
  *                uring-ws:N  one enter each, IOSQE_CQE_SKIP_SUCCESS;
- *                uring-wsq:N an SQPOLL ring, each waited for
+ *                uring-wsq:N an SQPOLL ring, each waited for;
+ *                uring-wsqq:N an SQPOLL ring and then no syscall: waits
+ *                (state waiting) for the test's P_CTL, queues all N, and
+ *                waits for their CQEs, spinning
  *   aio-aw:N     N Linux AIO writes of 1 byte to OUT, one io_submit each;
  *                aio-awb:N all in one io_submit
  *   aio-ar:N     N bytes read through Linux AIO from IN (/dev/zero)
@@ -868,9 +871,13 @@ struct uring {
 	struct io_uring_cqe *cqes;
 };
 
+/* An SQPOLL ring's thread stays awake this long after its last SQE (ms;
+ * 0: the kernel's default, 1 s). */
+static unsigned sq_idle_ms;
+
 static void uring_setup(struct uring *u, unsigned entries, unsigned flags)
 {
-	struct io_uring_params p = { .flags = flags };
+	struct io_uring_params p = { .flags = flags, .sq_thread_idle = sq_idle_ms };
 	char *sq, *cq;
 
 	u->fd = syscall(SYS_io_uring_setup, entries, &p);
@@ -1056,6 +1063,41 @@ static void op_uring_batch(const char *kind, long long n)
 	if (n > entries) {
 		errno = EINVAL;
 		die("uring batch: at most 4096");
+	}
+	if (!strcmp(kind, "wsqq")) {
+		sq_idle_ms = 60000;
+		uring_setup(&u, entries, IORING_SETUP_SQPOLL);
+		/* The thread sleeps until its first SQE, and then stays awake
+		 * sq_idle_ms after its last: one NOP, woken and waited for. */
+		u.sqes[*u.sq_tail & *u.sq_mask] = (struct io_uring_sqe){ .opcode = IORING_OP_NOP };
+		u.sq_array[*u.sq_tail & *u.sq_mask] = *u.sq_tail & *u.sq_mask;
+		__atomic_store_n(u.sq_tail, *u.sq_tail + 1, __ATOMIC_RELEASE);
+		if (syscall(SYS_io_uring_enter, u.fd, 0, 1,
+			    IORING_ENTER_GETEVENTS | IORING_ENTER_SQ_WAKEUP, NULL, 0) < 0)
+			die("io_uring_enter");
+		__atomic_store_n(u.cq_head, *u.cq_head + 1, __ATOMIC_RELEASE);
+		/* From here on no syscall: wait for the test's go-ahead (P_CTL),
+		 * hand all n to the awake SQPOLL thread, and wait for their CQEs,
+		 * spinning on memory each time. */
+		progress_set(P_STATE, S_WAITING);
+		while (!progress_get(P_CTL))
+			__builtin_ia32_pause();
+		progress_set(P_STATE, S_RUNNING);
+		for (long long i = 0; i < n; i++) {
+			struct io_uring_sqe sqe = {
+				.opcode = IORING_OP_WRITE, .fd = fd, .addr = (uintptr_t)"u",
+				.len = 1, .off = (uint64_t)-1,
+			};
+			unsigned tail = *u.sq_tail + i, idx = tail & *u.sq_mask;
+
+			u.sqes[idx] = sqe;
+			u.sq_array[idx] = idx;
+		}
+		__atomic_store_n(u.sq_tail, *u.sq_tail + n, __ATOMIC_RELEASE);
+		while (__atomic_load_n(u.cq_tail, __ATOMIC_ACQUIRE) - *u.cq_head < n)
+			__builtin_ia32_pause();
+		note(n);
+		return;
 	}
 	uring_setup(&u, entries, !strcmp(kind, "wsq") ? IORING_SETUP_SQPOLL : 0);
 	if (!strcmp(kind, "wsq")) {
@@ -1575,7 +1617,8 @@ static int run_step(char **steps, int nsteps)
 		 !strcmp(name, "uring-r") || !strcmp(name, "uring-send"))
 		op_uring(name + 6, n);
 	else if (!strcmp(name, "uring-wb") || !strcmp(name, "uring-wbs") ||
-		 !strcmp(name, "uring-ws") || !strcmp(name, "uring-wsq"))
+		 !strcmp(name, "uring-ws") || !strcmp(name, "uring-wsq") ||
+		 !strcmp(name, "uring-wsqq"))
 		op_uring_batch(name + 6, n);
 	else if (!strcmp(name, "aio-aw") || !strcmp(name, "aio-awb") || !strcmp(name, "aio-ar"))
 		op_aio(name + 4, n);
