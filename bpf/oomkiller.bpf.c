@@ -1503,9 +1503,7 @@ static __always_inline void lib_sys(struct task_struct *t, long ret)
  * and a bpf(2) map call holds it preemptibly (migrate_disable): a status
  * reader preempted inside one left an io-wq worker's next ~20 CQEs
  * uncounted in the VM lane (6.18.5, 7.3.4), so a 150-write batch died at
- * its ~122nd. A tp_btf run has a guard of its own, held while it is
- * preempted (7.0+): there the two events that count get a second tp_btf
- * copy (on_uring_submit2, on_uring_complete2). Credited to the
+ * its ~122nd. A tp_btf run has a guard of its own. Credited to the
  * process whose thread runs the hook: the submitter, its SQPOLL thread or
  * io-wq worker (threads of one process); a kill there kills it. */
 
@@ -2418,16 +2416,6 @@ int BPF_PROG(on_uring_submit, struct io_kiocb *req)
 	return 0;
 }
 
-/* Where tp_btf is preemptible (7.0+), a second program on the same event
- * (families.PREEMPTIBLE_ONLY), with a recursion guard of its own: a run
- * preempted inside one copy leaves the other to count. */
-SEC("tp_btf/io_uring_submit_req")
-int BPF_PROG(on_uring_submit2, struct io_kiocb *req)
-{
-	ur_submit(req);
-	return 0;
-}
-
 SEC("tracepoint/io_uring/io_uring_submit_req")
 int on_uring_submit_tp(struct trace_event_raw_io_uring_submit_req *ctx)
 {
@@ -2534,13 +2522,6 @@ SEC("tp_btf/io_uring_complete")
 int BPF_PROG(on_uring_complete, struct io_ring_ctx *ring, struct io_kiocb *req)
 {
 	ur_complete(ring, req);
-	return 0;
-}
-
-SEC("tp_btf/io_uring_complete")
-int BPF_PROG(on_uring_complete2, struct io_ring_ctx *ring, struct io_kiocb *req)
-{
-	ur_complete(ring, req);		/* the second copy, as on_uring_submit2 */
 	return 0;
 }
 

@@ -539,28 +539,6 @@ def test_every_rule_is_an_option_a_config_key_and_a_default():
         assert f"{r.name}=" in s.policy_text()
 
 
-def test_io_uring_counting_events_get_a_second_tp_btf_copy_only_where_it_is_preemptible():
-    """7.x: a preempted tp_btf run holds its program's guard, so the two
-    io_uring events that count a request are hooked by two tp_btf programs
-    (each with its own guard) beside the classic twin; 6.x loads neither copy."""
-    progs = PROGS + [families.Prog(n, s) for n, s in [
-        ("on_uring_submit", "tp_btf/io_uring_submit_req"),
-        ("on_uring_submit2", "tp_btf/io_uring_submit_req"),
-        ("on_uring_submit_tp", "tracepoint/io_uring/io_uring_submit_req"),
-        ("on_uring_complete", "tp_btf/io_uring_complete"),
-        ("on_uring_complete2", "tp_btf/io_uring_complete"),
-        ("on_uring_complete_tp", "tracepoint/io_uring/io_uring_complete")]]
-    copies = {"on_uring_submit2", "on_uring_complete2"}
-    for family in ("tracepoint", "kprobe", "fentry"):
-        new = families.make_plan(progs, family, FakeProbe(tp_preempt=True))
-        old = families.make_plan(progs, family, FakeProbe(tp_preempt=False))
-        assert copies <= set(new.autoload), (family, new.autoload)
-        assert not copies & set(old.autoload), (family, old.autoload)
-        for p in ("on_uring_submit", "on_uring_submit_tp", "on_uring_complete",
-                  "on_uring_complete_tp"):
-            assert p in new.autoload and p in old.autoload, (family, p)
-
-
 def test_an_older_kernel_gets_its_fallback_programs_flags_and_notes():
     """6.1's shape: no task kfuncs, no bpf_send_signal_task, no
     sock_send_length, io_uring_submit_sqe for io_uring_submit_req."""

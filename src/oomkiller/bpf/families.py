@@ -58,14 +58,6 @@ TP_SYS_EXIT = "tp_sys_exit"
 # and 2 of 5 (fentry) without it. The classic twin's price is perf's glue on
 # every syscall of every process (make bench: ~200 ns), so 6.x goes without.
 TP_SYS_EXIT_TWIN = "tp_sys_exit_tp"
-# The io_uring events whose runs count a request (io_uring_submit_req,
-# io_uring_complete) get a second tp_btf program where tp_btf is
-# preemptible: each program has its own guard, so a run is lost only while
-# a preempted run holds every copy's guard on that CPU and a preempted
-# bpf(2) map call holds bpf_prog_active (the classic twin's). With one copy,
-# CI saw a 150-write batch (7.3.4, kprobe family, four rings side by side)
-# die at its 127th write. 6.x runs tp_btf with preemption off: one is enough.
-PREEMPTIBLE_ONLY = ("on_uring_submit2", "on_uring_complete2")
 
 
 # Programs only some rules need, by name prefix: with all of those rules
@@ -292,8 +284,6 @@ def _assemble(progs: Sequence[Prog], chosen: dict[str, Choice], notes: list[str]
         if p.variant is not None and p.name not in wanted:
             continue
         event, need = event_of(p.section), NEEDS_FLAG.get(p.name, 0)
-        if p.name in PREEMPTIBLE_ONLY and not probe.tp_btf_preemptible():
-            continue
         if event and not probe.has_event(event):
             absent.append((p.name, f"no {event} event in this kernel"))
         elif features & need == need and not features & UNLESS_FLAG.get(p.name, 0):
