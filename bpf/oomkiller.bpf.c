@@ -1760,9 +1760,9 @@ static __always_inline void ur_walk_free(struct io_ring_ctx *ctx)
  * guard, a classic run's bpf_prog_active), or one that became a target
  * with no syscall since (moved into a policy's cgroup) and only feeds an
  * SQPOLL ring. ur_add() dropped such a process's counts until a syscall
- * exit made it: in the VM lane on 7.3.4, 150-write batches died at their
- * 122nd to 142nd write, the kill event saying 100. Made at the programs'
- * top level: inside ur_add() a walk's stack passes 512 bytes. */
+ * exit made it (test_moved_into_a_cgroup_policy_a_quiet_sqpoll_ring_...:
+ * its 30 writes lived). Made at the programs' top level: inside ur_add()
+ * a walk's stack passes 512 bytes. */
 static __always_inline bool ur_target(void)
 {
 	__u64 id;
