@@ -11,6 +11,7 @@ and tree selection on the kernel at hand.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -71,9 +72,11 @@ def run_tree(script: Path, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run([str(script)], capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
     finally:
+        # The tree's sweep may kill a sleeper between the look and the kill.
         for path in script.parent.glob("sleeper.*"):
             if K.alive(int(path.suffix[1:])):
-                os.kill(int(path.suffix[1:]), signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(path.suffix[1:]), signal.SIGKILL)
 
 
 def test_150_dd_children_die_in_their_tree_at_the_100th_write(tmp_path):
