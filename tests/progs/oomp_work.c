@@ -1040,6 +1040,23 @@ static void wait_written(int fd, off_t from, long long n)
 	die("io_uring: writes without a CQE never landed");
 }
 
+/* Queue n writes of 1 byte to fd at its position, with SQE flags, and
+ * publish them (no syscall). */
+static void queue_writes(struct uring *u, int fd, long long n, unsigned char flags)
+{
+	for (long long i = 0; i < n; i++) {
+		struct io_uring_sqe sqe = {
+			.opcode = IORING_OP_WRITE, .fd = fd, .addr = (uintptr_t)"u",
+			.len = 1, .off = (uint64_t)-1, .flags = flags,
+		};
+		unsigned tail = *u->sq_tail + i, idx = tail & *u->sq_mask;
+
+		u->sqes[idx] = sqe;
+		u->sq_array[idx] = idx;
+	}
+	__atomic_store_n(u->sq_tail, *u->sq_tail + n, __ATOMIC_RELEASE);
+}
+
 /* N writes of 1 byte to OUT through one ring (of N entries, at most
  * 4096): wb in one io_uring_enter; wbs the same, each with
  * IOSQE_CQE_SKIP_SUCCESS; ws one io_uring_enter each, with
@@ -1083,17 +1100,7 @@ static void op_uring_batch(const char *kind, long long n)
 		while (!progress_get(P_CTL))
 			__builtin_ia32_pause();
 		progress_set(P_STATE, S_RUNNING);
-		for (long long i = 0; i < n; i++) {
-			struct io_uring_sqe sqe = {
-				.opcode = IORING_OP_WRITE, .fd = fd, .addr = (uintptr_t)"u",
-				.len = 1, .off = (uint64_t)-1,
-			};
-			unsigned tail = *u.sq_tail + i, idx = tail & *u.sq_mask;
-
-			u.sqes[idx] = sqe;
-			u.sq_array[idx] = idx;
-		}
-		__atomic_store_n(u.sq_tail, *u.sq_tail + n, __ATOMIC_RELEASE);
+		queue_writes(&u, fd, n, 0);
 		while (__atomic_load_n(u.cq_tail, __ATOMIC_ACQUIRE) - *u.cq_head < n)
 			__builtin_ia32_pause();
 		note(n);
@@ -1144,17 +1151,7 @@ static void op_uring_batch(const char *kind, long long n)
 		wait_written(fd, from, n);
 		return;
 	}
-	for (long long i = 0; i < n; i++) {
-		struct io_uring_sqe sqe = {
-			.opcode = IORING_OP_WRITE, .fd = fd, .addr = (uintptr_t)"u",
-			.len = 1, .off = (uint64_t)-1, .flags = skip ? IOSQE_CQE_SKIP_SUCCESS : 0,
-		};
-		unsigned tail = *u.sq_tail + i, idx = tail & *u.sq_mask;
-
-		u.sqes[idx] = sqe;
-		u.sq_array[idx] = idx;
-	}
-	__atomic_store_n(u.sq_tail, *u.sq_tail + n, __ATOMIC_RELEASE);
+	queue_writes(&u, fd, n, skip ? IOSQE_CQE_SKIP_SUCCESS : 0);
 	if (syscall(SYS_io_uring_enter, u.fd, n, skip ? 0 : n, skip ? 0 : IORING_ENTER_GETEVENTS,
 		    NULL, 0) != n)
 		die("io_uring_enter");
